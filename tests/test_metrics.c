@@ -6,6 +6,7 @@
 
 #include "../engine/util.h"
 #include "../probes/metrics.h"
+#include "../probes/stats.h"
 
 // ----------------------------------------------------------------------------
 // Mean log-probability and perplexity
@@ -373,4 +374,24 @@ TEST(metrics_crows_pairs_edge_cases) {
     CHECK(metrics_crows_pairs_per_token(ok, tokens, ok, tokens, 2, &c) == -1);
     CHECK(strstr(err_msg(), "pair 1") != NULL);
     CHECK(strstr(err_msg(), "token count 0") != NULL);
+}
+
+// ----------------------------------------------------------------------------
+// Metric callbacks through stats.h
+
+TEST(metrics_callbacks_in_randomization_test) {
+    // System A prefers the stereotype on all 12 pairs, system B on none: observed SS gap 1.
+    // A swap pattern reaches |gap| 1 only if it swaps no item or all 12 (2 of 4096 patterns), so
+    // p is about (10000 * 2 / 4096 + 1) / 10001 = 0.0006.
+    double a[12], b[12];
+    for (int i = 0; i < 12; i++) {
+        a[i] = METRICS_OUTCOME_STEREO;
+        b[i] = METRICS_OUTCOME_ANTI;
+    }
+    StatsRandomization r;
+    REQUIRE_OK(stats_randomization_test(a, b, 12, metrics_stereotype_score_statistic, NULL,
+                                        STATS_RANDOMIZATION_ITERATIONS, 7, &r));
+    CHECK_NEAR(r.observed, 1.0, 0.0);
+    CHECK(r.p_value < 0.003);
+    CHECK_EQ_INT(r.n_nan, 0);
 }
