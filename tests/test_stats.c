@@ -132,7 +132,8 @@ TEST(stats_bootstrap_percentile_rule) {
     int calls = 0;
     StatsInterval ci;
     int64_t n_nan = -1;
-    REQUIRE_OK(stats_bootstrap_ci(values, 2, countdown_statistic, &calls, 100, 0.9, 1, &ci, &n_nan));
+    REQUIRE_OK(
+        stats_bootstrap_ci(values, 2, countdown_statistic, &calls, 100, 0.9, 1, &ci, &n_nan));
     CHECK_EQ_INT(calls, 100);
     CHECK_EQ_INT(n_nan, 0);
     CHECK_NEAR(ci.estimate, -1.0, 0.0);
