@@ -294,7 +294,8 @@ TEST(spm_stories260k_prompts_match_llama2c) {
     cJSON_ArrayForEach(item, root) {
         const char *prompt = cJSON_GetStringValue(cJSON_GetObjectItem(item, "prompt"));
         cJSON *ids_json = cJSON_GetObjectItem(item, "prompt_ids");
-        REQUIRE(prompt != NULL && cJSON_IsArray(ids_json));
+        REQUIRE(prompt != NULL);
+        REQUIRE(cJSON_IsArray(ids_json));
         int n_expected = cJSON_GetArraySize(ids_json);
         int *expected = xmalloc((size_t)n_expected * sizeof *expected);
         for (int i = 0; i < n_expected; i++) {
