@@ -25,7 +25,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags libcjson openblas libcrypto 2>/dev/nul
 PKG_LIBS := $(shell pkg-config --libs libcjson openblas libcrypto 2>/dev/null)
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra $(MARCH) $(PKG_CFLAGS) -MMD -MP
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(MARCH) $(PKG_CFLAGS) -MMD -MP
 ifeq ($(WERROR),1)
   CFLAGS += -Werror
 endif
@@ -46,6 +46,15 @@ deps:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# Each instruction-set file is compiled for its own instruction set whatever the host, and used only
+# where the CPU has it (kernels/dispatch.c). -ffp-contract=off (also the ISO C default) keeps the
+# compiler from fusing multiplies and adds that the reference order keeps separate.
+ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/kernels/avx2.o: CFLAGS += -mavx2 -mfma -ffp-contract=off
+$(BUILD)/kernels/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mfma -ffp-contract=off
+endif
+$(BUILD)/kernels/scalar.o: CFLAGS += -ffp-contract=off
 
 $(BUILD)/qbias: $(BUILD)/qbias.o $(LIB_OBJECTS)
 	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
