@@ -1,8 +1,7 @@
 // half.h: IEEE binary16 (fp16) and bfloat16 conversions, exact for every input.
 //
 // Weights stay in their file precision and are converted where they are used, so these run in hot
-// loops; they are header-only so the compiler can inline them. Where the CPU has F16C the compiler
-// may use it for fp16_to_fp32; the portable code below gives identical results.
+// loops; they are header-only so the compiler can inline them.
 #ifndef QBIAS_HALF_H
 #define QBIAS_HALF_H
 
