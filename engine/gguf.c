@@ -229,15 +229,14 @@ static int read_value(Cursor *c, GGUFType type, GGUFValue *v, const char *key, i
 }
 
 // Reads the key-value section. On failure the keys read so far stay in f->kv for gguf_close().
-static int read_metadata(Cursor *c, GGUFFile *f) {
+static int read_metadata(Cursor *c, GGUFFile *f, uint64_t n_read) {
     // A key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes.
-    if (f->n_kv > cursor_left(c) / 13) {
+    if (n_read > cursor_left(c) / 13) {
         return err_set("%s: header claims %llu metadata keys, more than the file can hold "
                        "(corrupt file)",
-                       c->path, (unsigned long long)f->n_kv);
+                       c->path, (unsigned long long)n_read);
     }
-    f->kv = xcalloc((size_t)f->n_kv ? (size_t)f->n_kv : 1, sizeof(GGUFKeyValue));
-    uint64_t n_read = f->n_kv;
+    f->kv = xcalloc((size_t)n_read ? (size_t)n_read : 1, sizeof(GGUFKeyValue));
     f->n_kv = 0;
     for (uint64_t i = 0; i < n_read; i++) {
         GGUFString key;
@@ -410,13 +409,12 @@ static int check_tensor_ranges(GGUFFile *f) {
     return rc;
 }
 
-static int read_tensor_infos(Cursor *c, GGUFFile *f) {
+static int read_tensor_infos(Cursor *c, GGUFFile *f, uint64_t n_read) {
     // A tensor info takes at least 8 + 4 + 8 + 4 + 8 bytes.
-    if (f->n_tensors > cursor_left(c) / 32) {
+    if (n_read > cursor_left(c) / 32) {
         return err_set("%s: header claims %llu tensors, more than the file can hold (corrupt file)",
-                       c->path, (unsigned long long)f->n_tensors);
+                       c->path, (unsigned long long)n_read);
     }
-    uint64_t n_read = f->n_tensors;
     f->tensors = xcalloc((size_t)n_read ? (size_t)n_read : 1, sizeof(GGUFTensor));
     f->n_tensors = 0;
     for (uint64_t i = 0; i < n_read; i++) {
@@ -477,18 +475,17 @@ static int parse(GGUFFile *f) {
                        f->version,
                        (f->version & 0xffff) == 0 ? "; this looks like a big-endian file" : "");
     }
-    if (cursor_u64(&c, &f->n_tensors, "tensor count") != 0 ||
-        cursor_u64(&c, &f->n_kv, "metadata key count") != 0) {
+    // The counts go into f only together with their arrays, so gguf_close() never walks an
+    // array that was not allocated.
+    uint64_t n_tensors = 0, n_kv = 0;
+    if (cursor_u64(&c, &n_tensors, "tensor count") != 0 ||
+        cursor_u64(&c, &n_kv, "metadata key count") != 0) {
         return -1;
     }
-
-    uint64_t n_tensors = f->n_tensors;
-    f->n_tensors = 0;
-    if (read_metadata(&c, f) != 0 || read_alignment(f) != 0) {
+    if (read_metadata(&c, f, n_kv) != 0 || read_alignment(f) != 0) {
         return -1;
     }
-    f->n_tensors = n_tensors;
-    return read_tensor_infos(&c, f);
+    return read_tensor_infos(&c, f, n_tensors);
 }
 
 GGUFFile *gguf_open(const char *path) {

@@ -126,4 +126,36 @@ static inline int64_t gguf_tensor_nelements(const GGUFTensor *t) {
     return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
 }
 
+// ----------------------------------------------------------------------------
+// Writing GGUF files (version 3). Used to save quantized models and to build test fixtures.
+
+typedef struct GGUFWriter GGUFWriter;
+
+GGUFWriter *gguf_writer_new(void);
+void gguf_writer_free(GGUFWriter *w);
+
+// Metadata setters. Keys are copied; adding a key twice is a programmer error (abort).
+void gguf_writer_set_u32(GGUFWriter *w, const char *key, uint32_t value);
+void gguf_writer_set_i32(GGUFWriter *w, const char *key, int32_t value);
+void gguf_writer_set_u64(GGUFWriter *w, const char *key, uint64_t value);
+void gguf_writer_set_f32(GGUFWriter *w, const char *key, float value);
+void gguf_writer_set_f64(GGUFWriter *w, const char *key, double value);
+void gguf_writer_set_bool(GGUFWriter *w, const char *key, bool value);
+void gguf_writer_set_string(GGUFWriter *w, const char *key, const char *value);
+// An array of scalars of `elem_type` (not STRING or ARRAY); `data` holds n little-endian values.
+void gguf_writer_set_array(GGUFWriter *w, const char *key, GGUFType elem_type, const void *data,
+                           uint64_t n);
+void gguf_writer_set_string_array(GGUFWriter *w, const char *key, const char *const *values,
+                                  uint64_t n);
+// Copies one key with its value (any type, nested arrays included) from an open file.
+void gguf_writer_copy_key(GGUFWriter *w, const GGUFFile *f, const char *key);
+
+// Adds a tensor; `data` (nbytes, computed from type and shape) is copied when the file is written,
+// so it must stay valid until gguf_writer_write() returns.
+void gguf_writer_add_tensor(GGUFWriter *w, const char *name, GGMLType type, int n_dims,
+                            const int64_t *ne, const void *data);
+
+// Writes the file atomically (temporary file, then rename). Returns 0, or -1 with an error.
+int gguf_writer_write(GGUFWriter *w, const char *path);
+
 #endif

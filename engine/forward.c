@@ -1,0 +1,305 @@
+// forward.c: the Llama-architecture forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU).
+//
+// Per layer, for activations x [n_tokens, n_embd]:
+//   h = rmsnorm(x) * attn_norm
+//   q, k, v = h Wq^T, h Wk^T, h Wv^T; RoPE on q and k; k, v appended to the cache
+//   x += softmax(q k^T / sqrt(head_dim), causal) v  Wo^T
+//   h = rmsnorm(x) * ffn_norm
+//   x += (silu(h Wgate^T) * (h Wup^T)) Wdown^T
+// and at the end rmsnorm(x) * output_norm. All arithmetic is fp32; norms and softmax sums
+// accumulate in double, as ggml does for norms.
+#include "forward.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+// ----------------------------------------------------------------------------
+// KV cache
+
+KVCache *kv_cache_new(const ModelConfig *c, int n_seq, int n_ctx) {
+    if (n_seq <= 0 || n_ctx <= 0) {
+        err_set("invalid KV cache size: %d sequences of %d positions", n_seq, n_ctx);
+        return NULL;
+    }
+    int kv_dim = c->n_head_kv * c->head_dim;
+    size_t n = 0;
+    if (!size_mul((size_t)c->n_layer, (size_t)n_seq, &n) || !size_mul(n, (size_t)n_ctx, &n) ||
+        !size_mul(n, (size_t)kv_dim, &n) || !size_mul(n, sizeof(float), &n)) {
+        err_set("KV cache size overflows: %d layers x %d sequences x %d positions x %d", c->n_layer,
+                n_seq, n_ctx, kv_dim);
+        return NULL;
+    }
+    KVCache *kv = xcalloc(1, sizeof *kv);
+    kv->n_layer = c->n_layer;
+    kv->n_seq = n_seq;
+    kv->n_ctx = n_ctx;
+    kv->kv_dim = kv_dim;
+    kv->k = malloc(n);
+    kv->v = malloc(n);
+    kv->n_cached = xcalloc((size_t)n_seq, sizeof(int));
+    if (!kv->k || !kv->v) {
+        err_set("cannot allocate a KV cache of 2 x %.1f MB (%d sequences x %d positions); use "
+                "fewer sequences per batch or a shorter context",
+                (double)n / 1e6, n_seq, n_ctx);
+        kv_cache_free(kv);
+        return NULL;
+    }
+    return kv;
+}
+
+void kv_cache_free(KVCache *kv) {
+    if (!kv) {
+        return;
+    }
+    free(kv->k);
+    free(kv->v);
+    free(kv->n_cached);
+    free(kv);
+}
+
+void kv_cache_clear(KVCache *kv, int seq) {
+    if (seq < 0) {
+        memset(kv->n_cached, 0, (size_t)kv->n_seq * sizeof(int));
+    } else {
+        kv->n_cached[seq] = 0;
+    }
+}
+
+// Returns the cache row of (layer, seq, pos): kv_dim floats.
+static float *cache_row(const KVCache *kv, float *base, int layer, int seq, int pos) {
+    size_t index = (((size_t)layer * (size_t)kv->n_seq + (size_t)seq) * (size_t)kv->n_ctx +
+                    (size_t)pos) * (size_t)kv->kv_dim;
+    return base + index;
+}
+
+// ----------------------------------------------------------------------------
+// Building blocks
+
+// out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i], with the mean of squares in double.
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    double sum_squares = 0.0;
+    for (int i = 0; i < n; i++) {
+        sum_squares += (double)x[i] * (double)x[i];
+    }
+    float scale = (float)(1.0 / sqrt(sum_squares / n + (double)eps));
+    for (int i = 0; i < n; i++) {
+        out[i] = x[i] * scale * weight[i];
+    }
+}
+
+// Rotates the adjacent pairs (2i, 2i+1) of the first rope_dim values of each head by the angle
+// pos * inv_freq[i]: the GGUF "llama" layout (llama.cpp's LLAMA_ROPE_TYPE_NORM).
+static void rope_rotate(float *vec, int n_heads, int head_dim, int rope_dim, const float *cos_table,
+                        const float *sin_table) {
+    for (int h = 0; h < n_heads; h++) {
+        float *head = vec + (size_t)h * (size_t)head_dim;
+        for (int i = 0; i < rope_dim / 2; i++) {
+            float a = head[2 * i], b = head[2 * i + 1];
+            head[2 * i] = a * cos_table[i] - b * sin_table[i];
+            head[2 * i + 1] = a * sin_table[i] + b * cos_table[i];
+        }
+    }
+}
+
+// Fills cos/sin of pos * base^(-2i/rope_dim) / factor_i for i < rope_dim / 2, computed in double
+// so that the angle is as exact as float storage allows.
+static void rope_angles(const Model *m, int pos, float *cos_table, float *sin_table) {
+    const ModelConfig *c = &m->config;
+    for (int i = 0; i < c->rope_dim / 2; i++) {
+        double inv_freq = pow((double)c->rope_freq_base, -2.0 * i / c->rope_dim);
+        if (m->rope_freq_factors) {
+            inv_freq /= (double)m->rope_freq_factors[i];
+        }
+        double angle = (double)pos * inv_freq;
+        cos_table[i] = (float)cos(angle);
+        sin_table[i] = (float)sin(angle);
+    }
+}
+
+static float silu(float x) {
+    return x / (1.0f + expf(-x));
+}
+
+// Causal attention of one token over positions 0..pos of its sequence in the cache.
+// q: [n_head * head_dim]; out: [n_head * head_dim]; scores: scratch of pos + 1 floats.
+static void attend(const Model *m, const KVCache *kv, int layer, int seq, int pos, const float *q,
+                   float *out, float *scores) {
+    const ModelConfig *c = &m->config;
+    int group = c->n_head / c->n_head_kv;
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+
+    for (int h = 0; h < c->n_head; h++) {
+        const float *qh = q + (size_t)h * (size_t)c->head_dim;
+        int kv_head = h / group;
+
+        float max_score = -INFINITY;
+        for (int j = 0; j <= pos; j++) {
+            const float *kj = cache_row(kv, kv->k, layer, seq, j) + (size_t)kv_head * c->head_dim;
+            float dot = 0.0f;
+            for (int d = 0; d < c->head_dim; d++) {
+                dot += qh[d] * kj[d];
+            }
+            scores[j] = dot * scale;
+            if (scores[j] > max_score) {
+                max_score = scores[j];
+            }
+        }
+
+        double sum = 0.0;
+        for (int j = 0; j <= pos; j++) {
+            scores[j] = expf(scores[j] - max_score);
+            sum += scores[j];
+        }
+        float inv_sum = (float)(1.0 / sum);
+
+        float *oh = out + (size_t)h * (size_t)c->head_dim;
+        memset(oh, 0, (size_t)c->head_dim * sizeof(float));
+        for (int j = 0; j <= pos; j++) {
+            const float *vj = cache_row(kv, kv->v, layer, seq, j) + (size_t)kv_head * c->head_dim;
+            float weight = scores[j] * inv_sum;
+            for (int d = 0; d < c->head_dim; d++) {
+                oh[d] += weight * vj[d];
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// The forward pass
+
+static int check_batch(const Model *m, const KVCache *kv, const Batch *b) {
+    // Each sequence's positions must continue its cache without gaps, in batch order.
+    int *next_pos = xmalloc((size_t)kv->n_seq * sizeof(int));
+    memcpy(next_pos, kv->n_cached, (size_t)kv->n_seq * sizeof(int));
+    int rc = 0;
+    for (int t = 0; t < b->n_tokens && rc == 0; t++) {
+        int seq = b->seq[t];
+        if (b->tokens[t] < 0 || b->tokens[t] >= m->config.n_vocab) {
+            rc = err_set("token id %d at batch index %d is outside the vocabulary (0..%d)",
+                         b->tokens[t], t, m->config.n_vocab - 1);
+        } else if (seq < 0 || seq >= kv->n_seq) {
+            rc = err_set("sequence slot %d at batch index %d is outside the cache (0..%d)", seq, t,
+                         kv->n_seq - 1);
+        } else if (b->pos[t] != next_pos[seq]) {
+            rc = err_set("position %d at batch index %d does not continue sequence %d (expected %d)",
+                         b->pos[t], t, seq, next_pos[seq]);
+        } else if (b->pos[t] >= kv->n_ctx) {
+            rc = err_set("position %d exceeds the context of %d positions", b->pos[t], kv->n_ctx);
+        } else {
+            next_pos[seq]++;
+        }
+    }
+    free(next_pos);
+    return rc;
+}
+
+int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out) {
+    const ModelConfig *c = &m->config;
+    int n = b->n_tokens;
+    if (n <= 0) {
+        return err_set("empty batch");
+    }
+    if (check_batch(m, kv, b) != 0) {
+        return -1;
+    }
+    int q_dim = c->n_head * c->head_dim;
+    int kv_dim = kv->kv_dim;
+    size_t rows = (size_t)n;
+
+    float *x = xmalloc(rows * (size_t)c->n_embd * sizeof(float));      // [n, n_embd] residual
+    float *h = xmalloc(rows * (size_t)c->n_embd * sizeof(float));      // [n, n_embd] normed
+    float *q = xmalloc(rows * (size_t)q_dim * sizeof(float));          // [n, q_dim]
+    float *k = xmalloc(rows * (size_t)kv_dim * sizeof(float));         // [n, kv_dim]
+    float *v = xmalloc(rows * (size_t)kv_dim * sizeof(float));         // [n, kv_dim]
+    float *attn = xmalloc(rows * (size_t)q_dim * sizeof(float));       // [n, q_dim]
+    float *gate = xmalloc(rows * (size_t)c->n_ff * sizeof(float));     // [n, n_ff]
+    float *up = xmalloc(rows * (size_t)c->n_ff * sizeof(float));       // [n, n_ff]
+    float *rope_cos = xmalloc(rows * (size_t)(c->rope_dim / 2) * sizeof(float));
+    float *rope_sin = xmalloc(rows * (size_t)(c->rope_dim / 2) * sizeof(float));
+    float *scores = xmalloc((size_t)kv->n_ctx * sizeof(float));
+
+    // Token embeddings, converted from their stored type.
+    for (int t = 0; t < n; t++) {
+        weight_row_to_f32(&m->token_embd, b->tokens[t], x + (size_t)t * c->n_embd);
+    }
+    for (int t = 0; t < n; t++) {
+        rope_angles(m, b->pos[t], rope_cos + (size_t)t * (c->rope_dim / 2),
+                    rope_sin + (size_t)t * (c->rope_dim / 2));
+    }
+
+    for (int l = 0; l < c->n_layer; l++) {
+        const Layer *layer = &m->layers[l];
+
+        // Attention block: normalize, project, rotate, cache, attend, project back.
+        for (int t = 0; t < n; t++) {
+            rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->attn_norm,
+                    c->n_embd, c->norm_eps);
+        }
+        linear_forward(&layer->attn_q, h, n, q);
+        linear_forward(&layer->attn_k, h, n, k);
+        linear_forward(&layer->attn_v, h, n, v);
+        for (int t = 0; t < n; t++) {
+            const float *cos_t = rope_cos + (size_t)t * (c->rope_dim / 2);
+            const float *sin_t = rope_sin + (size_t)t * (c->rope_dim / 2);
+            rope_rotate(q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t, sin_t);
+            rope_rotate(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim, cos_t,
+                        sin_t);
+            memcpy(cache_row(kv, kv->k, l, b->seq[t], b->pos[t]), k + (size_t)t * kv_dim,
+                   (size_t)kv_dim * sizeof(float));
+            memcpy(cache_row(kv, kv->v, l, b->seq[t], b->pos[t]), v + (size_t)t * kv_dim,
+                   (size_t)kv_dim * sizeof(float));
+        }
+        // TODO: attention runs on one thread; the matrix multiplications around it use OpenBLAS's.
+        for (int t = 0; t < n; t++) {
+            attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
+                   scores);
+        }
+        linear_forward(&layer->attn_output, attn, n, h);
+        for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
+            x[i] += h[i];
+        }
+
+        // Feed-forward block: SwiGLU.
+        for (int t = 0; t < n; t++) {
+            rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->ffn_norm,
+                    c->n_embd, c->norm_eps);
+        }
+        linear_forward(&layer->ffn_gate, h, n, gate);
+        linear_forward(&layer->ffn_up, h, n, up);
+        for (size_t i = 0; i < rows * (size_t)c->n_ff; i++) {
+            gate[i] = silu(gate[i]) * up[i];
+        }
+        linear_forward(&layer->ffn_down, gate, n, h);
+        for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
+            x[i] += h[i];
+        }
+    }
+
+    for (int t = 0; t < n; t++) {
+        rmsnorm(hidden_out + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, m->output_norm,
+                c->n_embd, c->norm_eps);
+    }
+    for (int t = 0; t < n; t++) {
+        kv->n_cached[b->seq[t]] = b->pos[t] + 1;
+    }
+
+    free(x);
+    free(h);
+    free(q);
+    free(k);
+    free(v);
+    free(attn);
+    free(gate);
+    free(up);
+    free(rope_cos);
+    free(rope_sin);
+    free(scores);
+    return 0;
+}
+
+void model_logits(const Model *m, const float *hidden, int n, float *logits) {
+    linear_forward(&m->output, hidden, n, logits);
+}
