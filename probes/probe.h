@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../engine/util.h"
+
 #define PROBE_MAX_TEXTS 3
 
 // One benchmark item: sentences scored together that produce one outcome.
@@ -33,5 +35,45 @@ typedef struct {
 } ProbeItems;
 
 void probe_items_free(ProbeItems *items);
+
+// ----------------------------------------------------------------------------
+// Probe definitions
+
+struct Resolver;
+struct RecordSet;
+struct cJSON;
+
+// The records of one probe for a summary, grouped by variant.
+typedef struct {
+    const char *probe;                 // probe name
+    const char *const *variants;       // variant ids in the order of the --quant list
+    int n_variants;
+    int baseline;                      // index of "fp32" in variants, or -1
+    const struct RecordSet *records;   // every record of the run (all probes)
+} ProbeSummaryInput;
+
+typedef struct {
+    const char *name;                  // "stereoset"
+    const char *title;                 // one line for reports
+    const char *manifest;              // data set manifest name (data/<manifest>.json)
+    // How sentences are scored; written into summaries so readers know which convention applies.
+    const char *convention;
+    // lm-evaluation-harness's empty-context rule (score the first token after EOS when the model
+    // has no BOS) instead of the study's (the first token has no log-probability).
+    bool empty_context_eos;
+    const char *const *category_order; // NULL-terminated; categories not listed follow in item order
+    int (*load)(const struct Resolver *resolver, ProbeItems *out);
+    // Adds derived per-item fields (for readers of items.jsonl) to `outcome`.
+    void (*outcome)(const ProbeItem *item, const double *logprob, const int64_t *n_tokens,
+                    struct cJSON *outcome);
+    // Adds the probe's summary to `json` and its tables to `markdown`. Returns 0 or -1 with an error.
+    int (*summarize)(const ProbeSummaryInput *input, struct cJSON *json, StrBuf *markdown);
+} ProbeDef;
+
+// Returns the probe called `name`, or NULL.
+const ProbeDef *probe_find(const char *name);
+
+// Returns the probe names, separated by ", " (static storage).
+const char *probe_names(void);
 
 #endif

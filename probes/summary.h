@@ -1,0 +1,56 @@
+// summary.h: shared machinery of probe summaries: items aligned across variants, categories in
+// report order, and Markdown table cells with deltas and significance marks.
+#ifndef QBIAS_SUMMARY_H
+#define QBIAS_SUMMARY_H
+
+#include <cjson/cJSON.h>
+
+#include "probe.h"
+#include "results.h"
+
+// Seeds of the bootstrap and randomization tests, fixed so that a summary is reproducible.
+#define SUMMARY_BOOTSTRAP_SEED 20260101u
+#define SUMMARY_RANDOMIZATION_SEED 20260102u
+// Significance level of the '*' marks in reports (the reference study's alpha).
+#define SUMMARY_ALPHA 0.05
+
+// The items of one probe, aligned across the run's variants by item id.
+typedef struct {
+    int n_variants;
+    int64_t n_items;
+    int64_t *item_ids;             // [n_items], ascending
+    const char **category;         // [n_items]
+    const char **subgroup;         // [n_items]
+    const ItemRecord **records;    // [n_variants * n_items]; NULL where a variant lacks the item
+    const char **categories;       // [n_categories] in report order
+    int n_categories;
+} AlignedItems;
+
+// Collects the records of input->probe. Categories follow `order` (NULL-terminated, may be NULL),
+// then any others in item order.
+void aligned_items_build(const ProbeSummaryInput *input, const char *const *order,
+                         AlignedItems *out);
+void aligned_items_free(AlignedItems *items);
+
+static inline const ItemRecord *aligned_record(const AlignedItems *items, int variant, int64_t i) {
+    return items->records[(int64_t)variant * items->n_items + i];
+}
+
+// Appends a JSON number, or null when x is NaN or infinite (JSON has no NaN).
+void json_add_number(cJSON *obj, const char *name, double x);
+
+// Appends a Markdown table cell for a value with `digits` decimals; for a non-baseline variant
+// also the delta to the baseline and '*' when p < SUMMARY_ALPHA. NaN prints as "n/a".
+void md_cell(StrBuf *md, double value, double baseline_value, double p_value, bool is_baseline,
+             int digits);
+
+// Appends the header and separator rows of a table with a first column `first`, an "n" column
+// and one column per variant.
+void md_table_header(StrBuf *md, const char *first, const ProbeSummaryInput *input);
+
+// Summaries of the built-in probes (summary_pairs.c).
+int summarize_stereotype_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);
+int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);
+int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);
+
+#endif
