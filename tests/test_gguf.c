@@ -335,3 +335,55 @@ TEST(gguf_writer_round_trips_real_model) {
     gguf_close(src);
     free(path);
 }
+
+// Builds a GGUF file byte by byte with a nested array value (an array of arrays of int32), which
+// the writer's typed setters do not produce.
+TEST(gguf_reads_nested_arrays) {
+    StrBuf b;
+    sb_init(&b);
+    uint32_t version = 3, array = GGUF_TYPE_ARRAY, i32 = GGUF_TYPE_INT32;
+    uint64_t n_tensors = 0, n_kv = 1, key_len = 11, outer = 2, inner = 3;
+    sb_append_n(&b, "GGUF", 4);
+    sb_append_n(&b, (const char *)&version, 4);
+    sb_append_n(&b, (const char *)&n_tensors, 8);
+    sb_append_n(&b, (const char *)&n_kv, 8);
+    sb_append_n(&b, (const char *)&key_len, 8);
+    sb_append_n(&b, "test.nested", 11);
+    sb_append_n(&b, (const char *)&array, 4);
+    sb_append_n(&b, (const char *)&array, 4); // element type of the outer array
+    sb_append_n(&b, (const char *)&outer, 8);
+    for (int k = 0; k < 2; k++) {
+        sb_append_n(&b, (const char *)&i32, 4);
+        sb_append_n(&b, (const char *)&inner, 8);
+        for (int32_t v = 0; v < 3; v++) {
+            int32_t value = 10 * k + v;
+            sb_append_n(&b, (const char *)&value, 4);
+        }
+    }
+    char *path = path_join(test_tmp_dir(), "nested.gguf");
+    REQUIRE_OK(file_write_atomic(path, b.data, b.len));
+    GGUFFile *f = gguf_open(path);
+    REQUIRE_MSG(f != NULL, "%s", err_msg());
+    const GGUFArray *a = NULL;
+    REQUIRE(gguf_get_array(f, "test.nested", &a) == 1);
+    CHECK_EQ_INT(a->elem_type, GGUF_TYPE_ARRAY);
+    REQUIRE(a->n == 2 && a->items != NULL);
+    CHECK_EQ_INT(a->items[1].arr.n, 3);
+    CHECK_EQ_INT(gguf_array_get_int(&a->items[1].arr, 2), 12);
+
+    // The writer copies nested arrays unchanged.
+    GGUFWriter *w = gguf_writer_new();
+    gguf_writer_copy_key(w, f, "test.nested");
+    char *copy_path = path_join(test_tmp_dir(), "nested-copy.gguf");
+    REQUIRE_OK(gguf_writer_write(w, copy_path));
+    gguf_writer_free(w);
+    GGUFFile *copy = gguf_open(copy_path);
+    REQUIRE_MSG(copy != NULL, "%s", err_msg());
+    REQUIRE(gguf_get_array(copy, "test.nested", &a) == 1);
+    CHECK_EQ_INT(gguf_array_get_int(&a->items[0].arr, 1), 1);
+    gguf_close(copy);
+    gguf_close(f);
+    free(copy_path);
+    free(path);
+    sb_free(&b);
+}
