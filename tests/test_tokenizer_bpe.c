@@ -25,3 +25,252 @@ TEST(bpe_llama3_vocab_matches_llama_cpp) {
     tc_run_vocab_cases(t, LLAMA3_CASES, 46, false);
     tokenizer_free(t);
 }
+
+TEST(bpe_gpt2_vocab_round_trip) {
+    Tokenizer *t = tc_load_gguf(GPT2_VOCAB);
+    tc_check_round_trips(t, GPT2_VOCAB);
+    tokenizer_free(t);
+}
+
+TEST(bpe_llama3_vocab_round_trip) {
+    Tokenizer *t = tc_load_gguf(LLAMA3_VOCAB);
+    tc_check_round_trips(t, LLAMA3_CASES);
+    tokenizer_free(t);
+}
+
+// llama.cpp's ids for texts with Llama 3 special tokens under the four flag combinations.
+static void check_llama3_special_cases(const Tokenizer *t, const char *what) {
+    char *json;
+    size_t len;
+    REQUIRE_OK(file_read_all(
+        test_shared_path("reference/tokenizers/ggml-vocab-llama-bpe.special-cases.json"), &json,
+        &len));
+    cJSON *root = cJSON_Parse(json);
+    REQUIRE(cJSON_IsArray(root));
+    CHECK_EQ_INT(cJSON_GetArraySize(root), 6);
+    static const struct {
+        const char *key;
+        bool add_special, parse_special;
+    } flags[] = {
+        {"add_special=false,parse_special=false", false, false},
+        {"add_special=false,parse_special=true", false, true},
+        {"add_special=true,parse_special=false", true, false},
+        {"add_special=true,parse_special=true", true, true},
+    };
+    int index = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, root) {
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(item, "text"));
+        REQUIRE(text != NULL);
+        for (size_t f = 0; f < ARRAY_LEN(flags); f++) {
+            const cJSON *list = cJSON_GetObjectItem(item, flags[f].key);
+            REQUIRE(cJSON_IsArray(list));
+            int n = cJSON_GetArraySize(list);
+            int *expected = xmalloc(((size_t)n + 1) * sizeof *expected);
+            for (int i = 0; i < n; i++) {
+                expected[i] = cJSON_GetArrayItem(list, i)->valueint;
+            }
+            Ids got = tc_encode(t, text, strlen(text), flags[f].add_special, flags[f].parse_special);
+            char label[160];
+            snprintf(label, sizeof label, "%s %s", what, flags[f].key);
+            tc_check_ids(label, index, text, &got, expected, n);
+
+            // Decoding gives the text back, with the BOS text in front when one was added.
+            char *decoded = tc_decode(t, got.ids, got.n, false);
+            const char *body = decoded;
+            if (flags[f].add_special) {
+                CHECK_MSG(strncmp(decoded, "<|begin_of_text|>", 17) == 0, "%s: %s", label, decoded);
+                body += 17;
+            }
+            CHECK_MSG(strcmp(body, text) == 0, "%s: decoded \"%s\"", label, decoded);
+            free(decoded);
+            free(got.ids);
+            free(expected);
+        }
+        index++;
+    }
+    cJSON_Delete(root);
+    free(json);
+}
+
+TEST(bpe_llama3_special_tokens_match_llama_cpp) {
+    Tokenizer *t = tc_load_gguf(LLAMA3_VOCAB);
+    CHECK_EQ_INT(tokenizer_vocab_size(t), 128256);
+    CHECK_EQ_INT(tokenizer_bos_id(t), 128000);
+    CHECK_EQ_INT(tokenizer_eos_id(t), 128009);
+    CHECK(tokenizer_add_bos(t));
+    CHECK(!tokenizer_add_eos(t));
+    CHECK_STR(tokenizer_family_name(t), "gpt2");
+    check_llama3_special_cases(t, "GGUF");
+
+    // skip_special drops the control tokens of a chat prompt.
+    const char *chat = "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>";
+    Ids got = tc_encode(t, chat, strlen(chat), true, true);
+    char *text = tc_decode(t, got.ids, got.n, true);
+    CHECK_STR(text, "user\n\nHi");
+    free(text);
+    free(got.ids);
+    tokenizer_free(t);
+}
+
+// ----------------------------------------------------------------------------
+// Meta's tiktoken file: the same vocabulary as the Llama 3 GGUF, built from ranks
+
+TEST(bpe_tiktoken_llama3_equals_gguf) {
+    TiktokenOptions options = tokenizer_tiktoken_llama3_options();
+    CHECK_EQ_INT(options.n_special_tokens, 256);
+    CHECK_STR(options.special_tokens[0], "<|begin_of_text|>");
+    CHECK_STR(options.special_tokens[10], "<|python_tag|>");
+    CHECK_STR(options.special_tokens[11], "<|reserved_special_token_3|>");
+    CHECK_STR(options.special_tokens[255], "<|reserved_special_token_247|>");
+
+    const char *path = test_shared_path("models/llama3-tokenizer/tokenizer.model");
+    Tokenizer *tik = tokenizer_load_tiktoken(path, &options);
+    REQUIRE_MSG(tik != NULL, "tokenizer_load_tiktoken: %s", err_msg());
+    Tokenizer *gguf = tc_load_gguf(LLAMA3_VOCAB);
+
+    // Same texts and types for every id.
+    CHECK_EQ_INT(tokenizer_vocab_size(tik), tokenizer_vocab_size(gguf));
+    int text_mismatches = 0;
+    for (int id = 0; id < tokenizer_vocab_size(gguf); id++) {
+        const char *a = tokenizer_token_text(tik, id), *b = tokenizer_token_text(gguf, id);
+        if (strcmp(a, b) != 0 || tokenizer_token_type(tik, id) != tokenizer_token_type(gguf, id)) {
+            if (text_mismatches++ < 5) {
+                CHECK_MSG(false, "token %d: tiktoken \"%s\", GGUF \"%s\"", id, a, b);
+            }
+        }
+    }
+    CHECK_EQ_INT(text_mismatches, 0);
+
+    // The derived merges are the GGUF's 280147 (the official tokenizer.json has as many).
+    StrBuf sb;
+    sb_init(&sb);
+    tokenizer_describe(tik, &sb);
+    CHECK_MSG(strstr(sb.data, "merges: 280147, ignore_merges: true") != NULL, "%s", sb.data);
+    CHECK_MSG(strstr(sb.data, "source: tiktoken") != NULL, "%s", sb.data);
+    sb_free(&sb);
+
+    CHECK_EQ_INT(tokenizer_bos_id(tik), 128000);
+    CHECK_EQ_INT(tokenizer_eos_id(tik), 128009);
+    tc_run_vocab_cases(tik, LLAMA3_CASES, 46, false);
+    check_llama3_special_cases(tik, "tiktoken");
+    tokenizer_free(gguf);
+    tokenizer_free(tik);
+}
+
+// With ignore_merges off, the derived merges still give the same ids on these cases: a piece that
+// is a token is also reached by merging, except where a lower-ranked merge splits it differently.
+TEST(bpe_tiktoken_without_ignore_merges) {
+    TiktokenOptions options = tokenizer_tiktoken_llama3_options();
+    options.ignore_merges = false;
+    options.pre = "dbrx"; // Llama 3's regex without llama-bpe's ignore_merges
+    Tokenizer *t =
+        tokenizer_load_tiktoken(test_shared_path("models/llama3-tokenizer/tokenizer.model"),
+                                &options);
+    REQUIRE_MSG(t != NULL, "%s", err_msg());
+    StrBuf sb;
+    sb_init(&sb);
+    tokenizer_describe(t, &sb);
+    CHECK_MSG(strstr(sb.data, "ignore_merges: false") != NULL, "%s", sb.data);
+    sb_free(&sb);
+    // "Hello world" and " Hello world" as in the GGUF check of the reference data.
+    Ids a = tc_encode(t, "Hello world", 11, false, false);
+    static const int expected_a[] = {9906, 1917};
+    tc_check_ids("tiktoken dbrx", 0, "Hello world", &a, expected_a, 2);
+    free(a.ids);
+    tokenizer_free(t);
+}
+
+// ----------------------------------------------------------------------------
+// Hugging Face folders
+
+// The GPT-2 tokenizer.json of the tiny Llama 3 model and of the tiny random GPT-2.
+TEST(bpe_hf_gpt2_folders_match_llama_cpp) {
+    static const char *const folders[] = {
+        "reference/tiny-models/llama3-tiny/hf",
+        "models/tiny-random-gpt2-fullvocab",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(folders); i++) {
+        Tokenizer *t = tc_load_hf(folders[i]);
+        CHECK_EQ_INT(tokenizer_vocab_size(t), 50257);
+        CHECK(!tokenizer_add_bos(t));
+        CHECK(!tokenizer_add_eos(t));
+        CHECK_EQ_INT(tokenizer_bos_id(t), 50256);
+        CHECK_EQ_INT(tokenizer_token_type(t, 50256), TOKEN_TYPE_CONTROL);
+        tc_run_vocab_cases(t, GPT2_VOCAB, 46, true);
+        tokenizer_free(t);
+    }
+}
+
+// llama3-tiny's sequence 3 is sentence.txt tokenized by llama.cpp with the GPT-2 vocabulary
+// (add_special true, which adds nothing for it): 91 ids.
+TEST(bpe_hf_llama3_tiny_sentence) {
+    Tokenizer *t = tc_load_hf("reference/tiny-models/llama3-tiny/hf");
+    char *sentence, *lines;
+    size_t sentence_len, lines_len;
+    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/sentence.txt"), &sentence,
+                             &sentence_len));
+    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/llama3-tiny/sequences.txt"),
+                             &lines, &lines_len));
+    char *line = lines;
+    for (int i = 0; i < 3 && line; i++) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    REQUIRE(line != NULL);
+    int *expected;
+    int n_expected = tc_parse_ids(line, &expected);
+    CHECK_EQ_INT(n_expected, 91);
+    Ids got = tc_encode(t, sentence, sentence_len, true, true);
+    tc_check_ids("llama3-tiny sentence", 3, sentence, &got, expected, n_expected);
+    char *text = tc_decode(t, got.ids, got.n, true);
+    CHECK_STR(text, sentence);
+    free(text);
+    free(got.ids);
+    free(expected);
+    free(lines);
+    free(sentence);
+    tokenizer_free(t);
+}
+
+// The Llama 2 layout of qwen2-tiny's tokenizer.json: normalizer Prepend "▁" + Replace " " -> "▁",
+// BPE with byte fallback, <s> added by the TemplateProcessing post-processor.
+TEST(bpe_hf_spm_layout_matches_llama_cpp) {
+    Tokenizer *t = tc_load_hf("reference/tiny-models/qwen2-tiny/hf");
+    CHECK_EQ_INT(tokenizer_vocab_size(t), 32000);
+    CHECK(tokenizer_add_bos(t));
+    CHECK_EQ_INT(tokenizer_bos_id(t), 1);
+    CHECK_EQ_INT(tokenizer_unk_id(t), 0);
+    CHECK_EQ_INT(tokenizer_token_type(t, 3), TOKEN_TYPE_BYTE); // <0x00>
+    tc_run_vocab_cases(t, LLAMA_SPM_CASES, 46, true);
+    tc_check_round_trips(t, LLAMA_SPM_CASES);
+
+    // sequence 3 of qwen2-tiny: BOS, then sentence.txt, cut to 100 ids.
+    char *sentence, *lines;
+    size_t sentence_len, lines_len;
+    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/sentence.txt"), &sentence,
+                             &sentence_len));
+    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/qwen2-tiny/sequences.txt"),
+                             &lines, &lines_len));
+    char *line = lines;
+    for (int i = 0; i < 3 && line; i++) {
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    REQUIRE(line != NULL);
+    int *expected;
+    int n_expected = tc_parse_ids(line, &expected);
+    CHECK_EQ_INT(n_expected, 100);
+    Ids got = tc_encode(t, sentence, sentence_len, true, true);
+    REQUIRE(got.n >= n_expected);
+    Ids prefix = {got.ids, n_expected};
+    tc_check_ids("qwen2-tiny sentence", 3, sentence, &prefix, expected, n_expected);
+    char *text = tc_decode(t, got.ids, got.n, true);
+    CHECK_STR(text, sentence);
+    free(text);
+    free(got.ids);
+    free(expected);
+    free(lines);
+    free(sentence);
+    tokenizer_free(t);
+}
