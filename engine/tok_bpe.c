@@ -10,8 +10,8 @@
 //      - ByteLevel: optionally prepend a space, optionally split with GPT-2's regex, then write
 //        every byte as one character of GPT-2's byte-to-unicode alphabet;
 //      - Digits, Whitespace, WhitespaceSplit and Punctuation, as Split with the equivalent regex.
-//      A GGUF file names its pre-tokenizer in tokenizer.ggml.pre; each name maps to llama.cpp's
-//      list of regexes (each an Isolated Split) followed by ByteLevel without a regex.
+//      A GGUF file names its pre-tokenizer in tokenizer.ggml.pre. Each name maps to llama.cpp's
+//      list of regexes (each an Isolated Split), followed by ByteLevel without a regex.
 //   3. BPE on each piece: with ignore_merges, a piece that is a token is emitted whole. Otherwise
 //      every character becomes a symbol (its token; else its <0xNN> byte tokens with
 //      byte_fallback; else the unknown token, consecutive ones fused with fuse_unk; else it is
@@ -744,8 +744,8 @@ static void symbols_push(SymbolList *v, int id, size_t len) {
 }
 
 static void queue_pair(const BpeState *st, const SymbolList *syms, int left, MergeHeap *heap) {
-    int right = syms->data[left].next;
-    if (left < 0 || right < 0) {
+    int right = left >= 0 ? syms->data[left].next : -1;
+    if (right < 0) {
         return;
     }
     const MergeSlot *m = merge_find(st, syms->data[left].id, syms->data[right].id);
@@ -1362,6 +1362,7 @@ static int setup_merges_json(Tokenizer *t, BpeState *st, const cJSON *merges, co
         if (text) {
             ok = parse_merge_text(t, text, strlen(text), pair) == 0;
         } else {
+
             // Newer files write a merge as ["left", "right"], which allows spaces in tokens.
             const char *left = cJSON_GetStringValue(cJSON_GetArrayItem(item, 0));
             const char *right = cJSON_GetStringValue(cJSON_GetArrayItem(item, 1));
@@ -1372,6 +1373,7 @@ static int setup_merges_json(Tokenizer *t, BpeState *st, const cJSON *merges, co
                 ok = pair[0] >= 0 && pair[1] >= 0;
             }
         }
+
         if (!ok) {
             char *printed = cJSON_PrintUnformatted(item);
             err_set("%s: tokenizer.json model.merges[%d] %s is not two vocabulary tokens", path,

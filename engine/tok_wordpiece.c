@@ -3,9 +3,9 @@
 // (normalizers/bert.rs, pre_tokenizers/bert.rs, models/wordpiece).
 //
 // Encoding one span of text (special tokens are already cut out):
-//   1. Normalize (BertNormalizer), in this order: drop U+0000, U+FFFD and control characters
-//      (category C* except tab, LF, CR) and turn whitespace into spaces; put spaces around CJK
-//      ideographs; strip accents (NFD, then drop category Mn); lower-case each character.
+//   1. Normalize (BertNormalizer), in this order. Drop U+0000, U+FFFD and control characters
+//      (category C* except tab, LF, CR) and turn whitespace into spaces. Put spaces around CJK
+//      ideographs. Strip accents (NFD, then drop category Mn). Lower-case each character.
 //   2. Split at whitespace (dropped) and around punctuation (ASCII !-/ :-@ [-` {-~ and category
 //      P*, each its own word).
 //   3. WordPiece on each word: a word of more than max_input_chars_per_word characters is the
@@ -30,8 +30,8 @@ typedef struct {
     bool phantom_space; // GGUF form of the vocabulary (see the file comment)
 } WordPieceState;
 
-// CJK Unified Ideographs blocks as Hugging Face's tokenizers lists them; its 0x2B920 start of
-// the fifth range differs from Google's BERT (0x2B820), and Hugging Face is the reference here.
+// CJK Unified Ideographs blocks as Hugging Face's tokenizers lists them. Its fifth range starts
+// at 0x2B920 where Google's BERT has 0x2B820, and Hugging Face is the reference here.
 static bool is_chinese_char(uint32_t cp) {
     return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
            (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
@@ -301,7 +301,7 @@ static int wordpiece_prepare(Tokenizer *t, const GGUFFile *f, const char *path) 
                        "tokenizer.ggml.unknown_token_id)",
                        path);
     }
-    // NOTE: cased BERT models would need lowercase and strip_accents off, which GGUF cannot say.
+    // NOTE: cased BERT models need lowercase and strip_accents off, which GGUF cannot express.
     WordPieceOptions options = {
         .clean_text = true,
         .handle_chinese_chars = true,

@@ -1,7 +1,7 @@
 // tokenizer.h: text <-> token ids for the vocabularies of GGUF files, Hugging Face folders
 // (tokenizer.json, or vocab.txt for BERT) and tiktoken rank files.
 //
-// The layer has two parts. tokenizer.c is family-independent: it holds the vocabulary (texts,
+// The layer has two parts. tokenizer.c is family-independent: it stores the vocabulary (texts,
 // scores, token types, special-token ids and the add_bos/add_eos/add_sep/add_space_prefix flags),
 // splits the input around special-token texts, adds BOS/EOS/SEP, decodes ids back to text and
 // describes the tokenizer. Each tokenizer family (GGUF key tokenizer.ggml.model) lives in its own
@@ -59,8 +59,8 @@ Tokenizer *tokenizer_load_gguf(const GGUFFile *f);
 
 // Builds a tokenizer from a Hugging Face folder: tokenizer.json (model BPE or WordPiece) with
 // tokenizer_config.json when present, else vocab.txt with tokenizer_config.json for a BERT
-// WordPiece vocabulary. BOS/EOS are added as tokenizer_config.json's add_bos_token/add_eos_token
-// say, else as the post_processor's template says. Returns NULL with an error naming the file and
+// WordPiece vocabulary. BOS/EOS are added as set by tokenizer_config.json's
+// add_bos_token/add_eos_token, else by the post_processor's template. Returns NULL with an error naming the file and
 // the JSON path for a missing file, malformed JSON or a component this build does not support.
 Tokenizer *tokenizer_load_hf(const char *folder);
 
@@ -102,7 +102,7 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool add_
 // a dummy prefix is dropped (see tokenizer_append_piece). Returns 0, or -1 with an error for an id
 // outside the vocabulary (out then contains the text of the ids before it).
 //
-// When the configuration asks for it (tokenizer_config.json clean_up_tokenization_spaces, or a
+// When the configuration sets it (tokenizer_config.json clean_up_tokenization_spaces, or a
 // WordPiece vocabulary), the text is then cleaned as transformers' decode does: the space before
 // . ? ! , and before the contractions 's 've 're 'm n't is removed, and " ' " becomes "'".
 int tokenizer_decode(const Tokenizer *t, const int *ids, int n, bool skip_special, StrBuf *out);
@@ -183,7 +183,7 @@ typedef struct TokenizerFamily {
     // Appends family-specific lines to tokenizer_describe's output (may be NULL).
     void (*describe)(const Tokenizer *t, StrBuf *out);
     // Pieces of word-initial tokens start with a space that decoding drops at the start of the
-    // text (WordPiece), whatever add_space_prefix says.
+    // text (WordPiece), whatever the value of add_space_prefix.
     bool strip_first_space;
 } TokenizerFamily;
 

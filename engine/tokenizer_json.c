@@ -6,10 +6,10 @@
 //
 // Mapping to the tokenizer layer:
 // - model.vocab and added_tokens give the texts; ids must cover 0..n-1 without gaps.
-// - An added token with "special": true is a control token (matched in the input only with
-//   parse_special, as Hugging Face always does with its special tokens); one without it is
-//   user-defined (always matched). lstrip/rstrip become the strip flags. NOTE: "normalized" and
-//   "single_word" are not applied: added tokens are matched in the raw text.
+// - An added token with "special": true is a control token, which the input matches only with
+//   parse_special (Hugging Face always matches its special tokens). One without it is
+//   user-defined and always matched. lstrip/rstrip become the strip flags.
+//   NOTE: "normalized" and "single_word" are not applied: added tokens match the raw text.
 // - BOS/EOS: tokenizer_config.json's add_bos_token/add_eos_token and bos_token/eos_token when
 //   present, else the special tokens the post_processor's TemplateProcessing (or BertProcessing,
 //   RobertaProcessing) puts around the text.

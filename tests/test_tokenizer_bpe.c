@@ -202,34 +202,44 @@ TEST(bpe_hf_gpt2_folders_match_llama_cpp) {
     }
 }
 
-// llama3-tiny's sequence 3 is sentence.txt tokenized by llama.cpp with the GPT-2 vocabulary
-// (add_special true, which adds nothing for it): 91 ids.
-TEST(bpe_hf_llama3_tiny_sentence) {
-    Tokenizer *t = tc_load_hf("reference/tiny-models/llama3-tiny/hf");
+// Checks that `t` encodes sentence.txt (add_special and parse_special true) to the first ids of
+// sequence 3 in `sequences` (a tiny model's sequences.txt, made by llama.cpp), that the sequence
+// has `expected_len` ids, and that the ids decode back to the sentence.
+static void check_sentence_sequence(const Tokenizer *t, const char *sequences, int expected_len) {
     char *sentence, *lines;
     size_t sentence_len, lines_len;
     REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/sentence.txt"), &sentence,
                              &sentence_len));
-    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/llama3-tiny/sequences.txt"),
-                             &lines, &lines_len));
+    REQUIRE_OK(file_read_all(test_shared_path(sequences), &lines, &lines_len));
     char *line = lines;
     for (int i = 0; i < 3 && line; i++) {
         line = strchr(line, '\n');
         line = line ? line + 1 : NULL;
     }
-    REQUIRE(line != NULL);
+    REQUIRE_MSG(line != NULL, "%s has fewer than 4 lines", sequences);
     int *expected;
     int n_expected = tc_parse_ids(line, &expected);
-    CHECK_EQ_INT(n_expected, 91);
+    CHECK_EQ_INT(n_expected, expected_len);
+
     Ids got = tc_encode(t, sentence, sentence_len, true, true);
-    tc_check_ids("llama3-tiny sentence", 3, sentence, &got, expected, n_expected);
+    REQUIRE(got.n >= n_expected);
+    Ids prefix = {got.ids, n_expected};
+    tc_check_ids(sequences, 3, sentence, &prefix, expected, n_expected);
     char *text = tc_decode(t, got.ids, got.n, true);
     CHECK_STR(text, sentence);
+
     free(text);
     free(got.ids);
     free(expected);
     free(lines);
     free(sentence);
+}
+
+// llama3-tiny's sequence 3 is the whole sentence with the GPT-2 vocabulary (add_special adds
+// nothing for it): 91 ids.
+TEST(bpe_hf_llama3_tiny_sentence) {
+    Tokenizer *t = tc_load_hf("reference/tiny-models/llama3-tiny/hf");
+    check_sentence_sequence(t, "reference/tiny-models/llama3-tiny/sequences.txt", 91);
     tokenizer_free(t);
 }
 
@@ -245,32 +255,219 @@ TEST(bpe_hf_spm_layout_matches_llama_cpp) {
     tc_run_vocab_cases(t, LLAMA_SPM_CASES, 46, true);
     tc_check_round_trips(t, LLAMA_SPM_CASES);
 
-    // sequence 3 of qwen2-tiny: BOS, then sentence.txt, cut to 100 ids.
-    char *sentence, *lines;
-    size_t sentence_len, lines_len;
-    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/sentence.txt"), &sentence,
-                             &sentence_len));
-    REQUIRE_OK(file_read_all(test_shared_path("reference/tiny-models/qwen2-tiny/sequences.txt"),
-                             &lines, &lines_len));
-    char *line = lines;
-    for (int i = 0; i < 3 && line; i++) {
-        line = strchr(line, '\n');
-        line = line ? line + 1 : NULL;
+    // qwen2-tiny's sequence 3: BOS, then the sentence, cut to 100 ids.
+    check_sentence_sequence(t, "reference/tiny-models/qwen2-tiny/sequences.txt", 100);
+    tokenizer_free(t);
+}
+
+// ----------------------------------------------------------------------------
+// Pre-tokenizer names of GGUF files: Qwen2 splits numbers into digits, Llama 3 into groups of 3
+
+TEST(bpe_qwen2_pre_splits_digits) {
+    TiktokenOptions options = tokenizer_tiktoken_llama3_options();
+    options.pre = "qwen2";
+    options.ignore_merges = false;
+    const char *path = test_shared_path("models/llama3-tokenizer/tokenizer.model");
+    Tokenizer *qwen2 = tokenizer_load_tiktoken(path, &options);
+    REQUIRE_MSG(qwen2 != NULL, "%s", err_msg());
+    Tokenizer *llama3 = tc_load_gguf(LLAMA3_VOCAB);
+
+    Ids got = tc_encode(qwen2, "x 12345", 7, false, false);
+    int expected[8];
+    int n = 0;
+    expected[n++] = tokenizer_lookup(qwen2, "x", 1);
+    expected[n++] = tokenizer_lookup(qwen2, "\xc4\xa0", 2); // "Ġ": the space alone
+    for (const char *d = "12345"; *d; d++) {
+        expected[n++] = tokenizer_lookup(qwen2, d, 1);
     }
-    REQUIRE(line != NULL);
-    int *expected;
-    int n_expected = tc_parse_ids(line, &expected);
-    CHECK_EQ_INT(n_expected, 100);
-    Ids got = tc_encode(t, sentence, sentence_len, true, true);
-    REQUIRE(got.n >= n_expected);
-    Ids prefix = {got.ids, n_expected};
-    tc_check_ids("qwen2-tiny sentence", 3, sentence, &prefix, expected, n_expected);
-    char *text = tc_decode(t, got.ids, got.n, true);
-    CHECK_STR(text, sentence);
-    free(text);
+    tc_check_ids("qwen2 digits", 0, "x 12345", &got, expected, n);
     free(got.ids);
-    free(expected);
-    free(lines);
-    free(sentence);
+
+    // Llama 3 keeps groups of up to three digits: "123" and "45".
+    got = tc_encode(llama3, "x 12345", 7, false, false);
+    static const int expected_llama3[] = {87, 220, 4513, 1774};
+    tc_check_ids("llama3 digits", 0, "x 12345", &got, expected_llama3, 4);
+    free(got.ids);
+    tokenizer_free(llama3);
+    tokenizer_free(qwen2);
+}
+
+// ----------------------------------------------------------------------------
+// tokenizer.json components on a hand-made vocabulary
+//
+// Tokens: a b - a- -b a-b <unk>; merges "a -", "- b", "a- b". When "a-b" stays one piece it
+// merges into the single token a-b (5), so the ids show where the pre-tokenizer cut.
+
+enum { TA, TB, TDASH, TA_DASH, TDASH_B, TA_DASH_B, TUNK };
+
+// Writes tokenizer.json with the given normalizer and pre_tokenizer (JSON text) to a new folder
+// and loads it.
+static Tokenizer *load_tiny_json(const char *name, const char *normalizer, const char *pre,
+                                 bool fuse_unk) {
+    char *json = xasprintf(
+        "{\"version\": \"1.0\", \"added_tokens\": [{\"id\": 6, \"content\": \"<unk>\", "
+        "\"special\": true}], \"normalizer\": %s, \"pre_tokenizer\": %s, "
+        "\"post_processor\": null, \"decoder\": null, \"model\": {\"type\": \"BPE\", "
+        "\"unk_token\": \"<unk>\", \"fuse_unk\": %s, \"vocab\": {\"a\": 0, \"b\": 1, \"-\": 2, "
+        "\"a-\": 3, \"-b\": 4, \"a-b\": 5, \"<unk>\": 6}, \"merges\": [\"a -\", [\"-\", \"b\"], "
+        "\"a- b\"]}}",
+        normalizer, pre, fuse_unk ? "true" : "false");
+    char *dir = path_join(test_tmp_dir(), name);
+    REQUIRE_OK(dir_create(dir));
+    char *path = path_join(dir, "tokenizer.json");
+    REQUIRE_OK(file_write_atomic(path, json, strlen(json)));
+    Tokenizer *t = tokenizer_load_hf(dir);
+    REQUIRE_MSG(t != NULL, "%s: %s", name, err_msg());
+    free(path);
+    free(dir);
+    free(json);
+    return t;
+}
+
+TEST(bpe_json_split_behaviors) {
+    static const struct {
+        const char *pre;
+        const char *text;
+        int ids[4];
+        int n;
+    } cases[] = {
+        {"null", "a-b", {TA_DASH_B}, 1},
+        {"{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"Isolated\"}",
+         "a-b", {TA, TDASH, TB}, 3},
+        {"{\"type\": \"Split\", \"pattern\": {\"Regex\": \"-\"}, \"behavior\": \"Removed\"}",
+         "a-b", {TA, TB}, 2},
+        {"{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": "
+         "\"MergedWithPrevious\"}",
+         "a-b", {TA_DASH, TB}, 2},
+        {"{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"MergedWithNext\"}",
+         "a-b", {TA, TDASH_B}, 2},
+        {"{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"Contiguous\"}",
+         "a--b", {TA, TDASH, TDASH, TB}, 4},
+        {"{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, \"behavior\": \"Removed\", "
+         "\"invert\": true}",
+         "a-b", {TDASH}, 1},
+        {"{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+         "{\"Regex\": \"b\"}, \"behavior\": \"Isolated\"}]}",
+         "a-b", {TA_DASH, TB}, 2},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        Tokenizer *t = load_tiny_json("split", "null", cases[i].pre, true);
+        Ids got = tc_encode(t, cases[i].text, strlen(cases[i].text), false, false);
+        tc_check_ids(cases[i].pre, (int)i, cases[i].text, &got, cases[i].ids, cases[i].n);
+        free(got.ids);
+        tokenizer_free(t);
+    }
+}
+
+TEST(bpe_json_normalizers_and_unknown) {
+    static const struct {
+        const char *normalizer;
+        bool fuse_unk;
+        const char *text;
+        int ids[4];
+        int n;
+    } cases[] = {
+        {"{\"type\": \"Lowercase\"}", true, "A-B", {TA_DASH_B}, 1},
+        {"{\"type\": \"Replace\", \"pattern\": {\"String\": \"x\"}, \"content\": \"-\"}", true,
+         "axb", {TA_DASH_B}, 1},
+        {"{\"type\": \"Prepend\", \"prepend\": \"a\"}", true, "-b", {TA_DASH_B}, 1},
+        // NFKC turns the fullwidth "ａ" (U+FF41) into "a".
+        {"{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKC\"}, {\"type\": "
+         "\"Strip\"}]}",
+         true, " \xef\xbd\x81-b ", {TA_DASH_B}, 1},
+        // Characters outside the vocabulary: one <unk> for the run with fuse_unk, else one each.
+        {"null", true, "a??b", {TA, TUNK, TB}, 3},
+        {"null", false, "a??b", {TA, TUNK, TUNK, TB}, 4},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        Tokenizer *t = load_tiny_json("norm", cases[i].normalizer, "null", cases[i].fuse_unk);
+        Ids got = tc_encode(t, cases[i].text, strlen(cases[i].text), false, false);
+        tc_check_ids(cases[i].normalizer, (int)i, cases[i].text, &got, cases[i].ids, cases[i].n);
+        free(got.ids);
+        tokenizer_free(t);
+    }
+}
+
+// ----------------------------------------------------------------------------
+// Errors
+
+static void check_load_error(Tokenizer *t, const char *expected_error, const char *what) {
+    CHECK_MSG(t == NULL, "%s: loaded without an error", what);
+    CHECK_MSG(strstr(err_msg(), expected_error) != NULL, "%s: error \"%s\" lacks \"%s\"", what,
+              err_msg(), expected_error);
+    tokenizer_free(t);
+}
+
+static Tokenizer *load_json_text(const char *name, const char *json) {
+    char *dir = path_join(test_tmp_dir(), name);
+    REQUIRE_OK(dir_create(dir));
+    char *path = path_join(dir, "tokenizer.json");
+    REQUIRE_OK(file_write_atomic(path, json, strlen(json)));
+    Tokenizer *t = tokenizer_load_hf(dir);
+    free(path);
+    free(dir);
+    return t;
+}
+
+TEST(bpe_load_errors) {
+    check_load_error(load_json_text("broken", "{\"model\": {\"type\": \"BPE\", "),
+                     "invalid JSON near byte", "truncated JSON");
+    check_load_error(load_json_text("unigram", "{\"model\": {\"type\": \"Unigram\", "
+                                               "\"vocab\": []}}"),
+                     "model.type is \"Unigram\"", "unsupported model");
+    check_load_error(load_json_text("badmerge", "{\"model\": {\"type\": \"BPE\", \"vocab\": "
+                                                "{\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}"),
+                     "model.merges[0] \"a c\" is not two vocabulary tokens", "unknown merge part");
+    check_load_error(load_json_text("gap", "{\"model\": {\"type\": \"BPE\", \"vocab\": "
+                                           "{\"a\": 0, \"b\": 2}, \"merges\": []}}"),
+                     "no token with id 1", "gap in ids");
+    check_load_error(load_json_text("metaspace",
+                                    "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": "
+                                    "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}"),
+                     "pre-tokenizer type \"Metaspace\" is not supported", "Metaspace");
+    check_load_error(load_json_text("regex",
+                                    "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": "
+                                    "{\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, \"model\": "
+                                    "{\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}"),
+                     "does not compile at offset", "invalid regex");
+    check_load_error(tokenizer_load_hf(test_tmp_dir()), "neither tokenizer.json nor vocab.txt",
+                     "empty folder");
+    check_load_error(tokenizer_load_hf("/nonexistent/qbias"), "not a directory", "no folder");
+
+    TiktokenOptions options = tokenizer_tiktoken_llama3_options();
+    options.pre = "gpt-5";
+    check_load_error(
+        tokenizer_load_tiktoken(test_shared_path("models/llama3-tokenizer/tokenizer.model"),
+                                &options),
+        "tokenizer.ggml.pre is \"gpt-5\", which qbias does not support", "unknown pre");
+    char *bad = path_join(test_tmp_dir(), "bad.tiktoken");
+    REQUIRE_OK(file_write_atomic(bad, "IQ== 0\nIg== 5\n", 14));
+    options = tokenizer_tiktoken_llama3_options();
+    check_load_error(tokenizer_load_tiktoken(bad, &options), "bad.tiktoken:2: expected",
+                     "rank out of order");
+    free(bad);
+}
+
+// A long text without spaces is one piece: the heap keeps the merging at O(n log n), and the
+// text decodes back unchanged.
+TEST(bpe_long_piece) {
+    Tokenizer *t = tc_load_gguf(GPT2_VOCAB);
+    size_t n = 200000;
+    char *text = xmalloc(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        text[i] = "abcdefghij"[(i * 7 + i / 13) % 10];
+    }
+    text[n] = '\0';
+    double start = now_seconds();
+    Ids got = tc_encode(t, text, n, false, false);
+    double seconds = now_seconds() - start;
+    CHECK_MSG(seconds < 10, "encoding %zu bytes took %.1f s", n, seconds);
+    CHECK(got.n > 0);
+    CHECK(got.n < (int)n);
+    char *decoded = tc_decode(t, got.ids, got.n, false);
+    CHECK(strcmp(decoded, text) == 0);
+    free(decoded);
+    free(got.ids);
+    free(text);
     tokenizer_free(t);
 }

@@ -56,7 +56,9 @@ static void check_bert_tiny_cases(const Tokenizer *t, const char *what) {
         const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(item, "text"));
         const cJSON *ids = cJSON_GetObjectItem(item, "input_ids");
         bool truncated = cJSON_IsTrue(cJSON_GetObjectItem(item, "truncated"));
-        REQUIRE(name && text && cJSON_IsArray(ids));
+        REQUIRE(name != NULL);
+        REQUIRE(text != NULL);
+        REQUIRE(cJSON_IsArray(ids));
         int n = cJSON_GetArraySize(ids);
         int *expected = xmalloc((size_t)n * sizeof *expected);
         for (int i = 0; i < n; i++) {
