@@ -13,7 +13,7 @@ CC ?= cc
 BUILD := build
 
 # Debian/Ubuntu packages the build needs.
-DEB_PACKAGES := pkg-config libopenblas-dev libcjson-dev libstb-dev libssl-dev
+DEB_PACKAGES := pkg-config libopenblas-dev libcjson-dev libstb-dev libssl-dev libpcre2-dev libicu-dev
 
 ifeq ($(PORTABLE),1)
   MARCH :=
@@ -21,8 +21,8 @@ else
   MARCH := $(shell $(CC) -march=native -E -x c /dev/null >/dev/null 2>&1 && echo -march=native)
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags libcjson openblas libcrypto 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs libcjson openblas libcrypto 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags libcjson openblas libcrypto libpcre2-8 icu-uc 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs libcjson openblas libcrypto libpcre2-8 icu-uc 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(MARCH) $(PKG_CFLAGS) -MMD -MP

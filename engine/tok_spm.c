@@ -271,7 +271,7 @@ static void spm_make_piece(const Tokenizer *t, int id, StrBuf *out) {
         break;
     case TOKEN_TYPE_BYTE: {
         // The text was checked at load to be <0xNN>.
-        char byte = (char)strtol((char[3]){text[3], text[4], '\0'}, NULL, 16);
+        char byte = (char)tokenizer_parse_byte_token(text, len);
         sb_append_n(out, &byte, 1);
         break;
     }
@@ -291,7 +291,7 @@ static void spm_make_piece(const Tokenizer *t, int id, StrBuf *out) {
 const TokenizerFamily tok_family_spm = {
     .model = "llama",
     .description = "SentencePiece BPE with byte fallback",
-    .defaults = {.bos_id = 1, .eos_id = 2, .unk_id = 0,
+    .defaults = {.bos_id = 1, .eos_id = 2, .unk_id = 0, .sep_id = -1,
                  .add_bos = true, .add_eos = false, .add_space_prefix = true},
     .prepare = spm_prepare,
     .encode_text = spm_encode_text,

@@ -1,5 +1,6 @@
 // tokenizer.c: the family-independent part of the tokenizer layer (see tokenizer.h): vocabulary
-// loading, the text-to-id index, special-token splitting, BOS/EOS, decoding and the description.
+// storage, GGUF loading, the text-to-id index, special-token splitting, BOS/EOS/SEP, decoding and
+// the description.
 //
 // The rules follow llama.cpp's src/llama-vocab.cpp: llama_vocab::impl::load for defaults and
 // checks, tokenizer_st_partition for special tokens, tokenize for BOS/EOS and token_to_piece for
@@ -12,9 +13,10 @@
 #include <string.h>
 
 // Families known to this build, looked up by tokenizer.ggml.model.
-// TODO: add byte-level BPE ("gpt2") and WordPiece ("bert") families in their own files.
 static const TokenizerFamily *const families[] = {
     &tok_family_spm,
+    &tok_family_bpe,
+    &tok_family_wordpiece,
 };
 
 void token_ids_push(TokenIds *v, int id) {
@@ -75,8 +77,8 @@ static int index_build(Tokenizer *t, const char *path) {
         while (t->index.slots[slot] >= 0) {
             int other = t->index.slots[slot];
             if (token_text_equals(t, other, text, t->text_len[id])) {
-                return err_set("%s: tokenizer.ggml.tokens has the text \"%s\" twice, at ids %d "
-                               "and %d; a vocabulary needs distinct texts, so re-convert the model",
+                return err_set("%s: the vocabulary has the text \"%s\" twice, at ids %d and %d; "
+                               "a vocabulary needs distinct texts, so re-convert the model",
                                path, text, other, id);
             }
             slot = (slot + 1) & (cap - 1);
@@ -98,8 +100,60 @@ static const TokenizerFamily *family_find(const char *model) {
     return NULL;
 }
 
-// Copies the token texts. Empty texts are renamed "[EMPTY_<id>]" as llama.cpp does, so that every
-// token has a text that can be matched and printed.
+Tokenizer *tokenizer_new(const TokenizerFamily *family, const char *source) {
+    Tokenizer *t = xcalloc(1, sizeof *t);
+    t->family = family;
+    t->source = xstrdup(source);
+    t->bos_id = t->eos_id = t->unk_id = t->sep_id = -1;
+    return t;
+}
+
+int tokenizer_set_vocab(Tokenizer *t, const GGUFString *texts, int n_vocab, const char *path) {
+    if (n_vocab <= 0) {
+        return err_set("%s: the vocabulary is empty", path);
+    }
+    t->n_vocab = n_vocab;
+    size_t total = 0;
+    for (int id = 0; id < n_vocab; id++) {
+        uint64_t len = texts[id].len;
+        if (len > UINT32_MAX / 2) {
+            return err_set("%s: token %d is %llu bytes long, longer than any token can be", path,
+                           id, (unsigned long long)len);
+        }
+        total += (len ? len : 32) + 1;
+    }
+
+    // Empty texts are renamed "[EMPTY_<id>]" as llama.cpp does, so that every token has a text
+    // that can be matched and printed.
+    t->texts = xmalloc(total);
+    t->text_offset = xmalloc((size_t)n_vocab * sizeof *t->text_offset);
+    t->text_len = xmalloc((size_t)n_vocab * sizeof *t->text_len);
+    size_t pos = 0;
+    for (int id = 0; id < n_vocab; id++) {
+        const GGUFString *text = &texts[id];
+        t->text_offset[id] = pos;
+        if (text->len == 0) {
+            log_warn("%s: token %d is empty; naming it [EMPTY_%d] as llama.cpp does", path, id, id);
+            int n = snprintf(t->texts + pos, 32, "[EMPTY_%d]", id);
+            t->text_len[id] = (uint32_t)n;
+        } else {
+            memcpy(t->texts + pos, text->data, text->len);
+            t->text_len[id] = (uint32_t)text->len;
+        }
+        pos += t->text_len[id];
+        t->texts[pos++] = '\0';
+        if (t->text_len[id] > t->max_token_len) {
+            t->max_token_len = t->text_len[id];
+        }
+    }
+
+    t->scores = xcalloc((size_t)n_vocab, sizeof *t->scores);
+    t->types = xmalloc((size_t)n_vocab);
+    memset(t->types, TOKEN_TYPE_NORMAL, (size_t)n_vocab);
+    t->flags = xcalloc((size_t)n_vocab, 1);
+    return index_build(t, path);
+}
+
 static int load_texts(Tokenizer *t, const GGUFFile *f) {
     const GGUFArray *tokens = NULL;
     int found = gguf_get_array(f, "tokenizer.ggml.tokens", &tokens);
@@ -119,41 +173,7 @@ static int load_texts(Tokenizer *t, const GGUFFile *f) {
         return err_set("%s: tokenizer.ggml.tokens has %llu entries, expected 1 to %d", f->path,
                        (unsigned long long)tokens->n, INT32_MAX);
     }
-    t->n_vocab = (int)tokens->n;
-
-    size_t total = 0;
-    for (int id = 0; id < t->n_vocab; id++) {
-        uint64_t len = tokens->strings[id].len;
-        if (len > UINT32_MAX / 2) {
-            return err_set("%s: tokenizer.ggml.tokens[%d] is %llu bytes long, longer than any token can be",
-                           f->path, id, (unsigned long long)len);
-        }
-        total += (len ? len : 32) + 1;
-    }
-
-    t->texts = xmalloc(total);
-    t->text_offset = xmalloc((size_t)t->n_vocab * sizeof *t->text_offset);
-    t->text_len = xmalloc((size_t)t->n_vocab * sizeof *t->text_len);
-    size_t pos = 0;
-    for (int id = 0; id < t->n_vocab; id++) {
-        const GGUFString *s = &tokens->strings[id];
-        t->text_offset[id] = pos;
-        if (s->len == 0) {
-            log_warn("%s: tokenizer.ggml.tokens[%d] is empty; naming it [EMPTY_%d] as llama.cpp does",
-                     f->path, id, id);
-            int n = snprintf(t->texts + pos, 32, "[EMPTY_%d]", id);
-            t->text_len[id] = (uint32_t)n;
-        } else {
-            memcpy(t->texts + pos, s->data, s->len);
-            t->text_len[id] = (uint32_t)s->len;
-        }
-        pos += t->text_len[id];
-        t->texts[pos++] = '\0';
-        if (t->text_len[id] > t->max_token_len) {
-            t->max_token_len = t->text_len[id];
-        }
-    }
-    return 0;
+    return tokenizer_set_vocab(t, tokens->strings, (int)tokens->n, f->path);
 }
 
 // Loads an optional per-token numeric array of exactly n_vocab entries. Returns 1 when present,
@@ -180,9 +200,12 @@ static int load_token_array(const GGUFFile *f, const char *key, int n_vocab, boo
 }
 
 // A byte token's text must be "<0xNN>" (llama.cpp reads the two hex digits at offset 3).
-static bool byte_token_text_valid(const char *text, uint32_t len) {
-    return len == 6 && memcmp(text, "<0x", 3) == 0 && isxdigit((unsigned char)text[3]) &&
-           isxdigit((unsigned char)text[4]) && text[5] == '>';
+int tokenizer_parse_byte_token(const char *text, size_t len) {
+    if (len != 6 || memcmp(text, "<0x", 3) != 0 || !isxdigit((unsigned char)text[3]) ||
+        !isxdigit((unsigned char)text[4]) || text[5] != '>') {
+        return -1;
+    }
+    return (int)strtol((char[3]){text[3], text[4], '\0'}, NULL, 16);
 }
 
 static int load_scores_and_types(Tokenizer *t, const GGUFFile *f) {
@@ -197,9 +220,6 @@ static int load_scores_and_types(Tokenizer *t, const GGUFFile *f) {
         return -1;
     }
 
-    t->scores = xcalloc((size_t)t->n_vocab, sizeof *t->scores);
-    t->types = xmalloc((size_t)t->n_vocab);
-    t->flags = xcalloc((size_t)t->n_vocab, 1);
     for (int id = 0; id < t->n_vocab; id++) {
         if (has_scores) {
             t->scores[id] = (float)gguf_array_get_float(scores, (uint64_t)id);
@@ -209,7 +229,7 @@ static int load_scores_and_types(Tokenizer *t, const GGUFFile *f) {
         t->types[id] = (type >= 0 && type <= TOKEN_TYPE_BYTE) ? (uint8_t)type : TOKEN_TYPE_UNDEFINED;
 
         const char *text = t->texts + t->text_offset[id];
-        if (t->types[id] == TOKEN_TYPE_BYTE && !byte_token_text_valid(text, t->text_len[id])) {
+        if (t->types[id] == TOKEN_TYPE_BYTE && tokenizer_parse_byte_token(text, t->text_len[id]) < 0) {
             return err_set("%s: token %d \"%s\" has type byte (6) in tokenizer.ggml.token_type, "
                            "but a byte token's text must be <0xNN>",
                            f->path, id, text);
@@ -267,13 +287,17 @@ static int load_specials_and_flags(Tokenizer *t, const GGUFFile *f) {
     t->bos_id = d->bos_id;
     t->eos_id = d->eos_id;
     t->unk_id = d->unk_id;
+    t->sep_id = d->sep_id;
     t->add_bos = d->add_bos;
     t->add_eos = d->add_eos;
+    t->add_sep = d->add_sep;
     t->add_space_prefix = d->add_space_prefix;
 
+    // "seperator" is llama.cpp's spelling of the key.
     if (load_special_id(t, f, "tokenizer.ggml.bos_token_id", &t->bos_id, &t->bos_source) != 0 ||
         load_special_id(t, f, "tokenizer.ggml.eos_token_id", &t->eos_id, &t->eos_source) != 0 ||
         load_special_id(t, f, "tokenizer.ggml.unknown_token_id", &t->unk_id, &t->unk_source) != 0 ||
+        load_special_id(t, f, "tokenizer.ggml.seperator_token_id", &t->sep_id, &t->sep_source) != 0 ||
         load_flag(f, "tokenizer.ggml.add_bos_token", &t->add_bos, &t->add_bos_source) != 0 ||
         load_flag(f, "tokenizer.ggml.add_eos_token", &t->add_eos, &t->add_eos_source) != 0 ||
         load_flag(f, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix,
@@ -290,6 +314,11 @@ static int load_specials_and_flags(Tokenizer *t, const GGUFFile *f) {
         return err_set("%s: tokenizer.ggml.add_eos_token is true, but the vocabulary has no EOS "
                        "token (set tokenizer.ggml.eos_token_id)",
                        f->path);
+    }
+    if (t->add_sep && t->sep_id < 0) {
+        return err_set("%s: the %s tokenizer appends a separator token, but the vocabulary has "
+                       "none (set tokenizer.ggml.seperator_token_id)",
+                       f->path, t->family->model);
     }
     return 0;
 }
@@ -321,8 +350,8 @@ static void set_flag_by_text(Tokenizer *t, const char *text, uint8_t flag, bool 
     t->flags[id] = on ? (uint8_t)(t->flags[id] | flag) : (uint8_t)(t->flags[id] & ~flag);
 }
 
-// Builds the list of tokens matched as units in the input and their strip flags.
-static int build_special_list(Tokenizer *t, const GGUFFile *f) {
+// Builds the list of tokens matched as units in the input.
+static void build_special_list(Tokenizer *t) {
     SpecialEntry *entries = xmalloc((size_t)t->n_vocab * sizeof *entries);
     for (int id = 0; id < t->n_vocab; id++) {
         if (is_special_type(t->types[id])) {
@@ -337,9 +366,11 @@ static int build_special_list(Tokenizer *t, const GGUFFile *f) {
         t->special_ids[i] = entries[i].id;
     }
     free(entries);
+}
 
-    // llama.cpp sets strip flags by model name, because GGUF files do not store them. Phi-3's
-    // special tokens drop the whitespace after them, except <unk>, <s> and <|endoftext|>.
+// llama.cpp sets strip flags by model name, because GGUF files do not store them. Phi-3's
+// special tokens drop the whitespace after them, except <unk>, <s> and <|endoftext|>.
+static int set_gguf_strip_flags(Tokenizer *t, const GGUFFile *f) {
     char *name = NULL;
     if (gguf_get_string(f, "general.name", &name) < 0) {
         return -1;
@@ -349,8 +380,10 @@ static int build_special_list(Tokenizer *t, const GGUFFile *f) {
             *p = (char)tolower((unsigned char)*p);
         }
         if (strstr(name, "phi-3") || strstr(name, "phi3")) {
-            for (int i = 0; i < t->n_special; i++) {
-                t->flags[t->special_ids[i]] |= TOKEN_FLAG_RSTRIP;
+            for (int id = 0; id < t->n_vocab; id++) {
+                if (is_special_type(t->types[id])) {
+                    t->flags[id] |= TOKEN_FLAG_RSTRIP;
+                }
             }
             set_flag_by_text(t, "</s>", TOKEN_FLAG_RSTRIP, true);
             set_flag_by_text(t, "<unk>", TOKEN_FLAG_RSTRIP, false);
@@ -362,7 +395,9 @@ static int build_special_list(Tokenizer *t, const GGUFFile *f) {
     return 0;
 }
 
-static void build_pieces(Tokenizer *t) {
+void tokenizer_finish(Tokenizer *t) {
+    build_special_list(t);
+
     StrBuf all;
     sb_init(&all);
     t->piece_offset = xmalloc(((size_t)t->n_vocab + 1) * sizeof *t->piece_offset);
@@ -389,22 +424,21 @@ Tokenizer *tokenizer_load_gguf(const GGUFFile *f) {
     const TokenizerFamily *family = family_find(model);
     if (!family) {
         err_set("%s: tokenizer.ggml.model is \"%s\", which qbias does not support yet (supported: "
-                "\"llama\")",
+                "\"llama\", \"gpt2\", \"bert\")",
                 f->path, model);
         free(model);
         return NULL;
     }
     free(model);
 
-    Tokenizer *t = xcalloc(1, sizeof *t);
-    t->family = family;
-    if (load_texts(t, f) != 0 || index_build(t, f->path) != 0 || load_scores_and_types(t, f) != 0 ||
-        load_specials_and_flags(t, f) != 0 || build_special_list(t, f) != 0 ||
+    Tokenizer *t = tokenizer_new(family, "GGUF");
+    if (load_texts(t, f) != 0 || load_scores_and_types(t, f) != 0 ||
+        load_specials_and_flags(t, f) != 0 || set_gguf_strip_flags(t, f) != 0 ||
         (family->prepare && family->prepare(t, f, f->path) != 0)) {
         tokenizer_free(t);
         return NULL;
     }
-    build_pieces(t);
+    tokenizer_finish(t);
     return t;
 }
 
@@ -425,6 +459,7 @@ void tokenizer_free(Tokenizer *t) {
     free(t->pieces);
     free(t->piece_offset);
     free(t->special_ids);
+    free(t->source);
     free(t);
 }
 
@@ -553,6 +588,9 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool add_
     if (add_special && t->add_eos) {
         token_ids_push(&out, t->eos_id);
     }
+    if (add_special && t->add_sep) {
+        token_ids_push(&out, t->sep_id);
+    }
     if (!out.data) {
         out.data = xmalloc(sizeof *out.data);
     }
@@ -582,9 +620,12 @@ int tokenizer_append_piece(const Tokenizer *t, int prev_id, int id, bool skip_sp
     const char *piece = t->pieces + t->piece_offset[id];
     size_t len = t->piece_offset[id + 1] - t->piece_offset[id];
 
-    // The encoder adds a space prefix at the start and after each special token.
-    bool after_prefix_point = prev_id < 0 || is_special_type(t->types[prev_id]);
-    if (t->add_space_prefix && after_prefix_point && len > 0 && piece[0] == ' ') {
+    // The encoder adds a space prefix at the start and after each special token. WordPiece pieces
+    // carry the space between words, which only the first one drops.
+    bool after_prefix_point = prev_id < 0 || (!t->family->strip_first_space &&
+                                              is_special_type(t->types[prev_id]));
+    bool strip = t->add_space_prefix || t->family->strip_first_space;
+    if (strip && after_prefix_point && len > 0 && piece[0] == ' ') {
         piece++;
         len--;
     }
@@ -592,12 +633,47 @@ int tokenizer_append_piece(const Tokenizer *t, int prev_id, int id, bool skip_sp
     return 0;
 }
 
+// transformers' PreTrainedTokenizerBase.clean_up_tokenization (version 4.48), in its order.
+static void clean_up_tokenization(StrBuf *text, size_t start) {
+    static const char *const rules[][2] = {
+        {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"},
+        {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+    };
+    for (size_t r = 0; r < ARRAY_LEN(rules); r++) {
+        size_t from_len = strlen(rules[r][0]), to_len = strlen(rules[r][1]);
+        size_t read = start, write = start;
+        while (read < text->len) {
+            if (read + from_len <= text->len && memcmp(text->data + read, rules[r][0], from_len) == 0) {
+                // The replacement is never longer than the pattern, so it fits in place.
+                memmove(text->data + write, rules[r][1], to_len);
+                write += to_len;
+                read += from_len;
+            } else {
+                text->data[write++] = text->data[read++];
+            }
+        }
+        text->len = write;
+        text->data[write] = '\0';
+    }
+}
+
 int tokenizer_decode(const Tokenizer *t, const int *ids, int n, bool skip_special, StrBuf *out) {
+    size_t start = out->len;
+    int prev = -1;
     for (int i = 0; i < n; i++) {
-        int prev = i > 0 ? ids[i - 1] : -1;
         if (tokenizer_append_piece(t, prev, ids[i], skip_special, out) != 0) {
             return err_prefix("decoding token %d of %d", i, n);
         }
+        // Hugging Face removes skipped special tokens before joining WordPiece pieces, so the
+        // first piece written is the one that loses its space.
+        bool skipped = skip_special && (t->types[ids[i]] == TOKEN_TYPE_CONTROL ||
+                                        t->types[ids[i]] == TOKEN_TYPE_UNKNOWN);
+        if (!(t->family->strip_first_space && skipped)) {
+            prev = ids[i];
+        }
+    }
+    if (t->clean_spaces) {
+        clean_up_tokenization(out, start);
     }
     return 0;
 }
@@ -636,6 +712,7 @@ void tokenizer_describe(const Tokenizer *t, StrBuf *out) {
         counts[t->types[id]]++;
     }
     sb_printf(out, "tokenizer: %s (%s)\n", t->family->model, t->family->description);
+    sb_printf(out, "source: %s\n", t->source);
     sb_printf(out,
               "vocabulary: %d tokens (%d normal, %d byte, %d control, %d user-defined, "
               "%d unknown, %d unused, %d undefined)\n",
@@ -645,17 +722,29 @@ void tokenizer_describe(const Tokenizer *t, StrBuf *out) {
     describe_id(t, out, "bos_token_id", t->bos_id, t->bos_source);
     describe_id(t, out, "eos_token_id", t->eos_id, t->eos_source);
     describe_id(t, out, "unknown_token_id", t->unk_id, t->unk_source);
+    if (t->sep_id >= 0 || t->add_sep) {
+        describe_id(t, out, "seperator_token_id", t->sep_id, t->sep_source);
+        sb_printf(out, "add_sep_token: %s\n", t->add_sep ? "true" : "false");
+    }
     describe_flag(out, "add_bos_token", t->add_bos, t->add_bos_source);
     describe_flag(out, "add_eos_token", t->add_eos, t->add_eos_source);
     describe_flag(out, "add_space_prefix", t->add_space_prefix, t->add_space_prefix_source);
+    if (t->clean_spaces) {
+        sb_append(out, "clean_up_tokenization_spaces: true\n");
+    }
+    if (t->family->describe) {
+        t->family->describe(t, out);
+    }
 }
 
 int tokenizer_vocab_size(const Tokenizer *t) { return t->n_vocab; }
 int tokenizer_bos_id(const Tokenizer *t) { return t->bos_id; }
 int tokenizer_eos_id(const Tokenizer *t) { return t->eos_id; }
 int tokenizer_unk_id(const Tokenizer *t) { return t->unk_id; }
+int tokenizer_sep_id(const Tokenizer *t) { return t->sep_id; }
 bool tokenizer_add_bos(const Tokenizer *t) { return t->add_bos; }
 bool tokenizer_add_eos(const Tokenizer *t) { return t->add_eos; }
+bool tokenizer_add_sep(const Tokenizer *t) { return t->add_sep; }
 bool tokenizer_add_space_prefix(const Tokenizer *t) { return t->add_space_prefix; }
 const char *tokenizer_family_name(const Tokenizer *t) { return t->family->model; }
 

@@ -1,21 +1,28 @@
-// tokenizer.h: text <-> token ids for the vocabularies stored in GGUF files.
+// tokenizer.h: text <-> token ids for the vocabularies of GGUF files, Hugging Face folders
+// (tokenizer.json, or vocab.txt for BERT) and tiktoken rank files.
 //
-// The layer has two parts. tokenizer.c is family-independent: it loads the vocabulary (texts,
-// scores, token types, special-token ids and the add_bos/add_eos/add_space_prefix flags) from the
-// GGUF metadata, splits the input around special-token texts, adds BOS/EOS, decodes ids back to
-// text and describes the tokenizer. Each tokenizer family (GGUF key tokenizer.ggml.model) lives in
-// its own file and plugs in through a TokenizerFamily table:
+// The layer has two parts. tokenizer.c is family-independent: it stores the vocabulary (texts,
+// scores, token types, special-token ids and the add_bos/add_eos/add_sep/add_space_prefix flags),
+// splits the input around special-token texts, adds BOS/EOS/SEP, decodes ids back to text and
+// describes the tokenizer. Each tokenizer family (GGUF key tokenizer.ggml.model) lives in its own
+// file and plugs in through a TokenizerFamily table:
 //
-//   "llama"  SentencePiece BPE with byte fallback   tok_spm.c
+//   "llama"  SentencePiece BPE with byte fallback           tok_spm.c
+//   "gpt2"   BPE with merge ranks: byte-level (GPT-2, Llama 3, Qwen2) or, from tokenizer.json,
+//            the SentencePiece layout with byte fallback    tok_bpe.c
+//   "bert"   WordPiece with BERT's basic tokenizer         tok_wordpiece.c
 //
-// The target is token-for-token agreement with llama.cpp's src/llama-vocab.cpp. The tests compare
-// with ids that llama.cpp commit c392e509 produced.
+// Loaders: tokenizer_load_gguf (here), tokenizer_load_hf (tokenizer_json.c) and
+// tokenizer_load_tiktoken (tok_tiktoken.c).
+//
+// The targets are Hugging Face's tokenizers and, for GGUF files, llama.cpp's src/llama-vocab.cpp
+// (commit c392e509), which agree on the test vectors except where a test names the difference.
 //
 // Limitations:
-// - Only the "llama" family is implemented. Byte-level BPE ("gpt2") and WordPiece ("bert") are
-//   rejected at load with an error that names the family.
 // - llama.cpp also marks some tokens as control tokens by their text (for example "<|eot_id|>")
 //   and keeps a list of end-of-generation tokens. This layer uses the token types as stored.
+// - Special tokens are cut out of the input longest first, as llama.cpp does. Hugging Face
+//   matches its added tokens leftmost-longest; the two differ only when special texts overlap.
 #ifndef QBIAS_TOKENIZER_H
 #define QBIAS_TOKENIZER_H
 
@@ -49,6 +56,35 @@ typedef struct Tokenizer Tokenizer;
 // special-token id outside the vocabulary, a malformed byte token, a duplicate token text, or an
 // unsupported tokenizer.ggml.model.
 Tokenizer *tokenizer_load_gguf(const GGUFFile *f);
+
+// Builds a tokenizer from a Hugging Face folder: tokenizer.json (model BPE or WordPiece) with
+// tokenizer_config.json when present, else vocab.txt with tokenizer_config.json for a BERT
+// WordPiece vocabulary. BOS/EOS are added as set by tokenizer_config.json's
+// add_bos_token/add_eos_token, else by the post_processor's template. Returns NULL with an error naming the file and
+// the JSON path for a missing file, malformed JSON or a component this build does not support.
+Tokenizer *tokenizer_load_hf(const char *folder);
+
+// Settings for a tiktoken rank file, which stores only the ranked byte strings.
+typedef struct {
+    const char *pre;                   // pre-tokenizer, a tokenizer.ggml.pre name, e.g. "llama-bpe"
+    const char *const *special_tokens; // texts of the control tokens with ids n_ranks, n_ranks+1, ...
+    int n_special_tokens;
+    const char *bos_token, *eos_token; // texts among the special tokens, or NULL for none
+    bool add_bos;
+    bool ignore_merges;                // a piece that is one token is not merged (Llama 3)
+} TiktokenOptions;
+
+// Returns the settings of Meta's Llama 3.1 tokenizer: pre-tokenizer "llama-bpe", the 256 special
+// tokens <|begin_of_text|> (id 128000) to <|reserved_special_token_247|>, BOS <|begin_of_text|>,
+// EOS <|eot_id|> (as Llama-3.1-8B-Instruct's configuration), add_bos true, ignore_merges true.
+TiktokenOptions tokenizer_tiktoken_llama3_options(void);
+
+// Builds a byte-level BPE tokenizer from a tiktoken file: one "<base64 bytes> <rank>" line per
+// token, ranks 0..n-1 in order. Merges are derived from the ranks as Hugging Face's converter
+// does: every split of a token into two tokens is a merge, ordered by the rank of the result,
+// then by the rank of the left part. Returns NULL with an error naming the file and line.
+Tokenizer *tokenizer_load_tiktoken(const char *path, const TiktokenOptions *options);
+
 void tokenizer_free(Tokenizer *t);
 
 // Encodes `len` bytes of `text` (UTF-8; invalid sequences become byte tokens).
@@ -65,13 +101,18 @@ int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, bool add_
 // ("<s>", "</s>"); user-defined tokens are always written. The leading space that encoding adds as
 // a dummy prefix is dropped (see tokenizer_append_piece). Returns 0, or -1 with an error for an id
 // outside the vocabulary (out then contains the text of the ids before it).
+//
+// When the configuration sets it (tokenizer_config.json clean_up_tokenization_spaces, or a
+// WordPiece vocabulary), the text is then cleaned as transformers' decode does: the space before
+// . ? ! , and before the contractions 's 've 're 'm n't is removed, and " ' " becomes "'".
 int tokenizer_decode(const Tokenizer *t, const int *ids, int n, bool skip_special, StrBuf *out);
 
-// Appends the text of one token to `out`, for streaming output. prev_id is the token before it, or
+// Appends the text of one token to `out`, for streaming output (never cleaned as above). prev_id is the token before it, or
 // -1 at the start of a sequence. When the vocabulary adds a space prefix, one leading space of the
 // piece is dropped at the start of a sequence and after a special token (control, user-defined or
 // unknown, BOS included), because the encoder put it there. This is llama2.c's rule ("after BOS,
 // drop the leading space") extended to every place where llama.cpp's encoder adds the prefix.
+// WordPiece pieces start with a space unless they continue a word ("##"); the same rule drops it.
 // Byte tokens append one raw byte, which may be part of a UTF-8 sequence. Returns 0, or -1 with an
 // error for an id outside the vocabulary.
 int tokenizer_append_piece(const Tokenizer *t, int prev_id, int id, bool skip_special,
@@ -86,10 +127,14 @@ int tokenizer_vocab_size(const Tokenizer *t);
 int tokenizer_bos_id(const Tokenizer *t);
 int tokenizer_eos_id(const Tokenizer *t);
 int tokenizer_unk_id(const Tokenizer *t);
+int tokenizer_sep_id(const Tokenizer *t); // BERT's [SEP], appended after EOS when add_sep is set
 bool tokenizer_add_bos(const Tokenizer *t);
 bool tokenizer_add_eos(const Tokenizer *t);
+bool tokenizer_add_sep(const Tokenizer *t);
 bool tokenizer_add_space_prefix(const Tokenizer *t);
-const char *tokenizer_family_name(const Tokenizer *t); // tokenizer.ggml.model, e.g. "llama"
+// tokenizer.ggml.model, e.g. "llama"; for Hugging Face folders and tiktoken files the GGUF name of
+// the same family ("gpt2" for BPE, "bert" for WordPiece).
+const char *tokenizer_family_name(const Tokenizer *t);
 // Returns the stored text of a token (NUL-terminated; "▁" for spaces in SentencePiece
 // vocabularies), or NULL for an id outside the vocabulary. Valid until tokenizer_free().
 const char *tokenizer_token_text(const Tokenizer *t, int id);
@@ -116,8 +161,8 @@ enum {
 
 // Defaults a family applies when a GGUF key is absent (llama.cpp's per-model defaults).
 typedef struct {
-    int bos_id, eos_id, unk_id; // -1: none
-    bool add_bos, add_eos, add_space_prefix;
+    int bos_id, eos_id, unk_id, sep_id; // -1: none
+    bool add_bos, add_eos, add_sep, add_space_prefix;
 } TokenizerDefaults;
 
 typedef struct TokenizerFamily {
@@ -135,9 +180,16 @@ typedef struct TokenizerFamily {
     // tokenizer_append_piece uses before its space rule).
     void (*make_piece)(const Tokenizer *t, int id, StrBuf *out);
     void (*free_state)(Tokenizer *t); // may be NULL
+    // Appends family-specific lines to tokenizer_describe's output (may be NULL).
+    void (*describe)(const Tokenizer *t, StrBuf *out);
+    // Pieces of word-initial tokens start with a space that decoding drops at the start of the
+    // text (WordPiece), whatever the value of add_space_prefix.
+    bool strip_first_space;
 } TokenizerFamily;
 
 extern const TokenizerFamily tok_family_spm;
+extern const TokenizerFamily tok_family_bpe;
+extern const TokenizerFamily tok_family_wordpiece;
 
 // Where a setting came from.
 typedef enum {
@@ -175,16 +227,55 @@ struct Tokenizer {
     int *special_ids;
     int n_special;
 
-    int bos_id, eos_id, unk_id;
-    bool add_bos, add_eos, add_space_prefix;
+    int bos_id, eos_id, unk_id, sep_id;
+    bool add_bos, add_eos, add_sep, add_space_prefix;
     // Origin of each value above, for tokenizer_describe.
-    TokenizerKeySource bos_source, eos_source, unk_source;
+    TokenizerKeySource bos_source, eos_source, unk_source, sep_source;
     TokenizerKeySource add_bos_source, add_eos_source, add_space_prefix_source;
+    bool clean_spaces; // tokenizer_decode applies transformers' clean_up_tokenization
+    char *source;      // "GGUF", "tokenizer.json", "vocab.txt" or "tiktoken", for the description
 
     void *family_state; // owned by the family, freed by family->free_state
 };
 
 // Returns the id of the token whose text is exactly text[0..len), or -1.
 int tokenizer_lookup(const Tokenizer *t, const char *text, size_t len);
+
+// Steps shared by the loaders, in call order:
+// 1. tokenizer_new(family, source), then tokenizer_set_vocab: copies the texts (an empty text is
+//    renamed "[EMPTY_<id>]"), builds the index and allocates scores (0), types (normal) and flags
+//    (0). Returns -1 with an error naming `path` for a duplicate text.
+// 2. The loader sets types, flags, special ids and the family state.
+// 3. tokenizer_finish: lists the special tokens and builds the decoded pieces.
+// On failure the loader frees the tokenizer with tokenizer_free.
+Tokenizer *tokenizer_new(const TokenizerFamily *family, const char *source);
+int tokenizer_set_vocab(Tokenizer *t, const GGUFString *texts, int n_vocab, const char *path);
+void tokenizer_finish(Tokenizer *t);
+
+// Parses a "<0xNN>" byte-token text; returns the byte or -1.
+int tokenizer_parse_byte_token(const char *text, size_t len);
+
+// Family set-up for the other loaders (cJSON objects are from <cjson/cJSON.h>).
+struct cJSON;
+// Reads model (BPE), normalizer, pre_tokenizer and decoder of a parsed tokenizer.json.
+int tok_bpe_setup_hf(Tokenizer *t, const struct cJSON *root, const char *path);
+// Sets byte-level BPE with the GGUF pre-tokenizer `pre` and merges given as (left, right) id pairs
+// in rank order (2 * n_merges ids).
+int tok_bpe_setup_ranked(Tokenizer *t, const char *pre, const int32_t *pairs, int n_merges,
+                         bool ignore_merges, const char *path);
+
+// Appends bytes written in GPT-2's byte-to-unicode alphabet (the text form of byte-level tokens).
+void tok_byte_level_append(const char *bytes, size_t n, StrBuf *out);
+
+// WordPiece settings (BERT's tokenizer_config.json / tokenizer.json BertNormalizer).
+typedef struct {
+    bool clean_text;          // drop control characters, map whitespace to spaces
+    bool handle_chinese_chars; // put spaces around CJK ideographs
+    bool strip_accents;       // NFD, then drop nonspacing marks (Mn)
+    bool lowercase;
+    const char *continuing_subword_prefix; // "##"
+    int max_input_chars_per_word;          // longer words become the unknown token (100)
+} WordPieceOptions;
+int tok_wordpiece_setup(Tokenizer *t, const WordPieceOptions *options, const char *path);
 
 #endif
