@@ -276,11 +276,21 @@ static int cmd_tokenize(int argc, char **argv) {
 
 typedef struct {
     const Tokenizer *tokenizer;
+    const char *prompt;  // printed before the first token, so a failed start prints nothing
+    bool prompt_printed;
     StrBuf piece;
 } StreamContext;
 
+static void print_prompt_once(StreamContext *s) {
+    if (!s->prompt_printed) {
+        fputs(s->prompt, stdout);
+        s->prompt_printed = true;
+    }
+}
+
 static void print_token(void *ctx, int prev_token, int token) {
     StreamContext *s = ctx;
+    print_prompt_once(s);
     s->piece.len = 0;
     s->piece.data[0] = '\0';
     tokenizer_append_piece(s->tokenizer, prev_token, token, true, &s->piece);
@@ -341,14 +351,18 @@ static int cmd_generate(int argc, char **argv) {
                            .top_p = (float)top_p,
                            .seed = (uint64_t)seed,
                            .stop_at_bos = true};
-    StreamContext stream = {.tokenizer = m->tokenizer};
+    StreamContext stream = {.tokenizer = m->tokenizer, .prompt = prompt};
     sb_init(&stream.piece);
-    fputs(prompt, stdout);
     int *out = NULL, n_out = 0;
     double start = now_seconds();
     int rc = generate_tokens(m, ids, n_ids, &gen, print_token, &stream, &out, &n_out);
     double elapsed = now_seconds() - start;
-    printf("\n");
+    if (rc == 0) {
+        print_prompt_once(&stream);
+    }
+    if (stream.prompt_printed) {
+        printf("\n");
+    }
     if (rc != 0) {
         fprintf(stderr, "error: %s\n", err_msg());
     } else {
@@ -463,7 +477,8 @@ static const Command commands[] = {
      "\n  -n, --n-predict N   new tokens to generate (default 256); stops early at EOS or BOS\n"
      "  -t, --temp T        sampling temperature (default 0: greedy)\n"
      "  --top-p P           nucleus sampling threshold (default 1: off)\n"
-     "  -s, --seed S        random seed for sampling (default 0)\n"
+     "  -s, --seed S        random seed for sampling, run.c's generator (default 0, which\n"
+     "                      stands for a fixed nonzero state)\n"
      "  --threads N         threads (default: all cores)\n"},
 };
 

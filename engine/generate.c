@@ -133,7 +133,7 @@ int generate_tokens(const Model *m, const int *prompt, int n_prompt, const Gener
     for (int i = 0; i < n_prompt; i++) {
         positions[i] = i;
     }
-    uint64_t rng = options->seed;
+    uint64_t rng = options->seed ? options->seed : GENERATE_SEED_FOR_ZERO;
     int bos = tokenizer_bos_id(m->tokenizer), eos = tokenizer_eos_id(m->tokenizer);
 
     // Prefill the prompt in one batch; only the last position's logits are needed.
@@ -144,6 +144,17 @@ int generate_tokens(const Model *m, const int *prompt, int n_prompt, const Gener
 
     while (rc == 0 && n_new < max_new) {
         model_logits(m, last_hidden, 1, logits);
+        for (int i = 0; i < c->n_vocab; i++) {
+            if (!isfinite(logits[i])) {
+                rc = err_set("the model produced a non-finite logit (%g) at position %d; its "
+                             "weights give NaN or infinity, so the model file may be damaged",
+                             logits[i], n_prompt + n_new - 1);
+                break;
+            }
+        }
+        if (rc != 0) {
+            break;
+        }
         int next;
         if (options->temperature <= 0.0f) {
             next = sample_argmax(logits, c->n_vocab);

@@ -9,11 +9,16 @@
 
 #include "model.h"
 
+// The state used for seed 0. run.c replaces seed 0 with the current time; qbias keeps runs
+// reproducible with a fixed constant (the multiplier of xorshift*'s output step).
+#define GENERATE_SEED_FOR_ZERO 0x2545F4914F6CDD1Dull
+
 typedef struct {
     int max_new_tokens;
     float temperature;      // 0: greedy (argmax, lowest id among equal maxima)
     float top_p;            // nucleus sampling threshold in (0, 1]; 1 or more disables it
-    uint64_t seed;          // random state for sampling (run.c's rng_seed)
+    uint64_t seed;          // random state for sampling (run.c's rng_seed); 0 is replaced by
+                            // GENERATE_SEED_FOR_ZERO because xorshift never leaves state 0
     bool stop_at_bos;       // stop when the model emits BOS (run.c's rule for story models)
 } GenerateOptions;
 

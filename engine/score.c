@@ -97,8 +97,8 @@ typedef struct {
 
 // Computes the log-probabilities of tokens[p + 1] from the hidden states at positions p for
 // p = n_context - 1 .. n_tokens - 2, writing out's fields. hidden: [n_tokens, n_embd].
-static void score_positions(const Model *m, const TokenizedRequest *req, const float *hidden,
-                            float *logits, ScoreResult *out) {
+static int score_positions(const Model *m, const TokenizedRequest *req, const float *hidden,
+                           float *logits, ScoreResult *out) {
     const ModelConfig *c = &m->config;
     int n_scored = req->n_tokens - req->n_context;
     out->n_tokens = n_scored;
@@ -129,6 +129,12 @@ static void score_positions(const Model *m, const TokenizedRequest *req, const f
                 sum += exp((double)row[v] - (double)row[best]);
             }
             double logprob = (double)row[target] - (double)row[best] - log(sum);
+            if (!isfinite(logprob)) {
+                return err_set("the model produced a non-finite log-probability (%g) for token %d "
+                               "of the continuation; its weights or this variant's quantization "
+                               "give NaN or infinite logits, so the model file may be damaged",
+                               logprob, start + r);
+            }
             out->token_logprobs[start + r] = (float)logprob;
             out->logprob += logprob;
             if (best != target) {
@@ -136,11 +142,12 @@ static void score_positions(const Model *m, const TokenizedRequest *req, const f
             }
         }
     }
+    return 0;
 }
 
 // Runs one batch of requests (indices `batch` into reqs) and scores each.
 static int run_batch(const Model *m, const TokenizedRequest *reqs, const int *batch, int n_batch,
-                     ScoreResult *out) {
+                     ScoreResult *out, int *failed_request) {
     const ModelConfig *c = &m->config;
     int total = 0, max_len = 0;
     for (int i = 0; i < n_batch; i++) {
@@ -177,9 +184,13 @@ static int run_batch(const Model *m, const TokenizedRequest *reqs, const int *ba
     if (rc == 0) {
         float *logits = xmalloc((size_t)LOGIT_CHUNK_ROWS * c->n_vocab * sizeof(float));
         int offset = 0;
-        for (int i = 0; i < n_batch; i++) {
+        for (int i = 0; i < n_batch && rc == 0; i++) {
             const TokenizedRequest *r = &reqs[batch[i]];
-            score_positions(m, r, hidden + (size_t)offset * c->n_embd, logits, &out[batch[i]]);
+            rc = score_positions(m, r, hidden + (size_t)offset * c->n_embd, logits, &out[batch[i]]);
+            if (rc != 0) {
+                *failed_request = batch[i];
+                err_prefix("request %d", batch[i]);
+            }
             offset += r->n_tokens;
         }
         free(logits);
@@ -209,14 +220,17 @@ int score_requests(const Model *m, const ScoreRequest *requests, int n, const Sc
     int max_batch_tokens = options && options->max_batch_tokens > 0 ? options->max_batch_tokens
                                                                     : DEFAULT_BATCH_TOKENS;
     memset(out, 0, (size_t)n * sizeof *out);
+    int failed = -1;
     TokenizedRequest *reqs = xcalloc((size_t)(n > 0 ? n : 1), sizeof *reqs);
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         rc = score_tokenize(m, &requests[i], options, &reqs[i].tokens, &reqs[i].n_tokens,
                             &reqs[i].n_context);
         if (rc != 0) {
+            failed = i;
             err_prefix("request %d", i);
         } else if (reqs[i].n_tokens > m->config.n_ctx_train) {
+            failed = i;
             rc = err_set("request %d has %d tokens, more than the model's context of %d", i,
                          reqs[i].n_tokens, m->config.n_ctx_train);
         }
@@ -237,7 +251,7 @@ int score_requests(const Model *m, const ScoreRequest *requests, int n, const Sc
             tokens += reqs[order[start + count]].n_tokens;
             count++;
         }
-        rc = run_batch(m, reqs, order + start, count, out);
+        rc = run_batch(m, reqs, order + start, count, out, &failed);
         start += count;
     }
 
@@ -245,6 +259,9 @@ int score_requests(const Model *m, const ScoreRequest *requests, int n, const Sc
         for (int i = 0; i < n; i++) {
             score_result_free(&out[i]);
         }
+    }
+    if (options && options->failed_request) {
+        *options->failed_request = rc != 0 ? failed : -1;
     }
     for (int i = 0; i < n; i++) {
         free(reqs[i].tokens);

@@ -35,11 +35,14 @@ typedef struct {
 typedef struct {
     int max_batch_tokens;   // tokens per forward batch (0: 2048)
     bool empty_context_eos; // score the first token of an empty context after EOS (lm-eval)
+    int *failed_request;    // when not NULL, receives the index of the request an error is
+                            // about, or -1 for an error that concerns no single request
 } ScoreOptions;
 
 // Scores n requests into out[n]. Returns 0, or -1 with an error naming the request index for an
-// empty continuation, a continuation with no token left to score, or a sequence longer than the
-// model's context. On failure no result needs freeing.
+// empty continuation, a continuation with no token left to score, a sequence longer than the
+// model's context, or a non-finite log-probability (a model whose weights produce NaN or
+// infinity). On failure no result needs freeing.
 int score_requests(const Model *m, const ScoreRequest *requests, int n, const ScoreOptions *options,
                    ScoreResult *out);
 

@@ -16,10 +16,13 @@
 static _Thread_local char error_buffer[2048];
 
 int err_set(const char *fmt, ...) {
+    // Callers may pass err_msg() as an argument, so format into a temporary before overwriting.
+    char message[sizeof error_buffer];
     va_list args;
     va_start(args, fmt);
-    vsnprintf(error_buffer, sizeof error_buffer, fmt, args);
+    vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
+    memcpy(error_buffer, message, sizeof error_buffer);
     return -1;
 }
 

@@ -118,9 +118,21 @@ static int score_chunk(const Model *model, const LoadedProbe *probe, const int64
             requests[r++] = (ScoreRequest){.context = "", .continuation = item->texts[t]};
         }
     }
+    int failed = -1;
     ScoreOptions options = {.max_batch_tokens = o->batch_tokens,
-                            .empty_context_eos = probe->def->empty_context_eos};
+                            .empty_context_eos = probe->def->empty_context_eos,
+                            .failed_request = &failed};
     if (score_requests(model, requests, n_requests, &options, results) != 0) {
+        // Name the item and sentence the failed request belongs to.
+        for (int64_t k = 0, first = 0; failed >= 0 && k < n_todo; k++) {
+            const ProbeItem *item = &probe->items.items[todo[k]];
+            if (failed < first + item->n_texts) {
+                err_prefix("item %lld, %s sentence", (long long)item->id,
+                           item->text_labels[failed - first]);
+                break;
+            }
+            first += item->n_texts;
+        }
         free(requests);
         free(results);
         return -1;
@@ -206,6 +218,52 @@ static int run_variant(const Model *variant, LoadedProbe *probes, const EvalOpti
     return 0;
 }
 
+static int compare_int64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// Checks that every record belongs to this run: a listed variant and probe, and an item of that
+// probe's data (after --limit). A foreign line would silently enter the summaries.
+static int check_records_belong(const RecordSet *set, const QuantSpec *specs, int n_specs,
+                                const LoadedProbe *probes, int n_probes, const char *path) {
+    int64_t **ids = xcalloc((size_t)n_probes, sizeof(int64_t *));
+    for (int p = 0; p < n_probes; p++) {
+        ids[p] = xmalloc((size_t)(probes[p].items.n_items + 1) * sizeof(int64_t));
+        for (int64_t i = 0; i < probes[p].items.n_items; i++) {
+            ids[p][i] = probes[p].items.items[i].id;
+        }
+        qsort(ids[p], (size_t)probes[p].items.n_items, sizeof(int64_t), compare_int64);
+    }
+    int rc = 0;
+    for (int64_t r = 0; r < set->n_records && rc == 0; r++) {
+        const ItemRecord *rec = &set->records[r];
+        bool variant_ok = false;
+        for (int v = 0; v < n_specs; v++) {
+            variant_ok = variant_ok || strcmp(specs[v].text, rec->variant) == 0;
+        }
+        int probe = -1;
+        for (int p = 0; p < n_probes; p++) {
+            if (strcmp(probes[p].def->name, rec->probe) == 0) {
+                probe = p;
+            }
+        }
+        bool item_ok = probe >= 0 && bsearch(&rec->item, ids[probe], (size_t)probes[probe].items.n_items,
+                                             sizeof(int64_t), compare_int64) != NULL;
+        if (!variant_ok || !item_ok) {
+            rc = err_set("%s line %lld holds item %lld of probe '%s' under '%s', which is not part "
+                         "of this run; remove the line or use a new --out directory",
+                         path, (long long)rec->line, (long long)rec->item, rec->probe,
+                         rec->variant);
+        }
+    }
+    for (int p = 0; p < n_probes; p++) {
+        free(ids[p]);
+    }
+    free(ids);
+    return rc;
+}
+
 static int count_missing(const char *variant, const LoadedProbe *probes, int n_probes,
                          const RecordIndex *done) {
     int missing = 0;
@@ -255,6 +313,10 @@ static int prepare(const EvalOptions *o, const Resolver *resolver, QuantSpec *sp
         if (probes[p].def->load(resolver, &probes[p].items) != 0) {
             return err_prefix("cannot load the data of probe '%s'", probes[p].def->name);
         }
+        if (probes[p].items.n_items == 0) {
+            return err_set("probe '%s' has no items in its data files (%s)", probes[p].def->name,
+                           probes[p].items.source ? probes[p].items.source : "see its manifest");
+        }
         if (o->limit > 0 && probes[p].items.n_items > o->limit) {
             // Items past the limit are freed here so that the probe owns exactly what it scores.
             ProbeItems *items = &probes[p].items;
@@ -291,10 +353,18 @@ int eval_run(const EvalOptions *o, bool print_summary) {
     RecordIndex *done = NULL;
     FILE *out = NULL;
     Model *base = NULL;
+    int lock = -1;
     int rc = prepare(o, resolver, specs, probes, &model_path, model_hash);
 
+    if (rc == 0 && o->out_dir[0] == '\0') {
+        rc = err_set("--out is empty; give the run directory");
+    }
     if (rc == 0) {
         rc = dir_create(o->out_dir);
+    }
+    if (rc == 0) {
+        lock = results_lock(o->out_dir);
+        rc = lock >= 0 ? 0 : -1;
     }
     if (rc == 0) {
         fingerprint = make_fingerprint(o, model_path, model_hash, specs, probes, resolver);
@@ -303,6 +373,9 @@ int eval_run(const EvalOptions *o, bool print_summary) {
     bool dropped = false;
     if (rc == 0) {
         rc = results_load(items_path, &records, &dropped);
+    }
+    if (rc == 0) {
+        rc = check_records_belong(&records, specs, o->n_specs, probes, o->n_probes, items_path);
     }
     if (rc == 0) {
         done = record_index_new(&records);
@@ -367,6 +440,7 @@ int eval_run(const EvalOptions *o, bool print_summary) {
         free(probe_names_list);
     }
 
+    results_unlock(lock);
     model_free(base);
     record_index_free(done);
     record_set_free(&records);

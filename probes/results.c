@@ -2,7 +2,10 @@
 #include "results.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stb/stb_ds.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +93,14 @@ int record_parse(const char *line, ItemRecord *out) {
             }
             s->n_tokens = (int64_t)n_tokens;
             s->greedy = cJSON_IsTrue(greedy);
+            // A log-probability is finite and at most 0, and at least one token was scored.
+            if (!isfinite(s->logprob) || s->logprob > 0 || n_tokens < 1 || n_tokens > 1e9 ||
+                n_tokens != floor(n_tokens)) {
+                rc = err_set("score '%s' has logprob %g and n_tokens %g; expected a finite logprob "
+                             "<= 0 and a whole n_tokens >= 1",
+                             s->label, s->logprob, n_tokens);
+                break;
+            }
         }
     }
     cJSON_Delete(obj);
@@ -160,7 +171,9 @@ RecordIndex *record_index_new(const RecordSet *set) {
     for (int64_t i = 0; i < set->n_records; i++) {
         const ItemRecord *r = &set->records[i];
         char *key = index_key(r->variant, r->probe, r->item);
-        shput(index->map, key, i);
+        if (shgeti(index->map, key) < 0) {
+            shput(index->map, key, i);
+        }
         free(key);
     }
     return index;
@@ -222,26 +235,42 @@ int results_load(const char *path, RecordSet *set, bool *dropped_torn) {
 
         ItemRecord record;
         bool valid = record_parse(data + start, &record) == 0;
-        bool last = !newline || end + 1 >= len;
-        if (valid && newline) {
-            record_set_push(set, &record);
-            good_end = end + 1;
-        } else if (last) {
+        if (!newline) {
             // A line without its newline was being written when the run stopped.
             if (valid) {
                 record_free(&record);
             }
             *dropped_torn = true;
             break;
-        } else {
+        }
+        if (!valid) {
             rc = err_set("%s line %lld is not a valid record (%s); the file is damaged. Move it "
                          "away to start the run again, or repair the line",
                          path, (long long)line_number, err_msg());
             break;
         }
+        record.line = line_number;
+        record_set_push(set, &record);
+        good_end = end + 1;
         start = end + 1;
     }
     free(data);
+
+    // Each (variant, probe, item) may appear once: a second line would count the item twice.
+    if (rc == 0) {
+        RecordIndex *index = record_index_new(set);
+        for (int64_t i = 0; i < set->n_records && rc == 0; i++) {
+            const ItemRecord *r = &set->records[i];
+            const ItemRecord *first = record_index_find(index, r->variant, r->probe, r->item);
+            if (first && first != r) {
+                rc = err_set("%s lines %lld and %lld both hold item %lld of probe %s under %s; "
+                             "remove the duplicate line (two runs into one directory?)",
+                             path, (long long)first->line, (long long)r->line, (long long)r->item,
+                             r->probe, r->variant);
+            }
+        }
+        record_index_free(index);
+    }
 
     if (rc == 0 && *dropped_torn) {
         log_warn("%s: dropped an incomplete last line (line %lld) left by an interrupted run",
@@ -278,6 +307,19 @@ int results_check_fingerprint(const char *dir, const cJSON *fingerprint) {
     int rc = 0;
 
     if (!file_exists(path)) {
+        char *items = path_join(dir, "items.jsonl");
+        struct stat st;
+        bool has_items = stat(items, &st) == 0 && st.st_size > 0;
+        free(items);
+        if (has_items) {
+            cJSON_free(text);
+            err_set("%s holds items.jsonl but no run.json, so it is unknown which model and "
+                    "settings produced those records. Use a new --out directory, or delete %s "
+                    "to start over",
+                    dir, dir);
+            free(path);
+            return -1;
+        }
         StrBuf sb;
         sb_init(&sb);
         sb_append(&sb, text);
@@ -320,6 +362,12 @@ int results_check_fingerprint(const char *dir, const cJSON *fingerprint) {
                 }
             }
         }
+        cJSON_ArrayForEach(field, stored) {
+            if (!cJSON_GetObjectItemCaseSensitive(fingerprint, field->string)) {
+                sb_printf(&diff, "\n  %s: stored, but not part of this run's fingerprint",
+                          field->string);
+            }
+        }
         rc = err_set("%s holds results of a different run, so they cannot be resumed or mixed with "
                      "this one. Differences:%s\nUse a new --out directory, or delete %s to start "
                      "over",
@@ -330,4 +378,31 @@ int results_check_fingerprint(const char *dir, const cJSON *fingerprint) {
     cJSON_free(text);
     free(path);
     return rc;
+}
+
+int results_lock(const char *dir) {
+    char *path = path_join(dir, ".qbias.lock");
+    int fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (fd < 0) {
+        err_set("cannot create the lock file %s: %s", path, strerror(errno));
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        err_set("another qbias process is writing to %s (it holds %s); wait for it to finish, or "
+                "use a different --out directory",
+                dir, path);
+        close(fd);
+        free(path);
+        return -1;
+    }
+    free(path);
+    return fd;
+}
+
+void results_unlock(int fd) {
+    if (fd >= 0) {
+        flock(fd, LOCK_UN);
+        close(fd);
+    }
 }

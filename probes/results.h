@@ -36,6 +36,7 @@ typedef struct {
     char *subgroup;
     int n_scores;
     RecordScore scores[PROBE_MAX_TEXTS];
+    int64_t line;      // 1-based line in items.jsonl (0 for a record not read from a file)
 } ItemRecord;
 
 typedef struct RecordSet {
@@ -65,9 +66,10 @@ void record_free(ItemRecord *record);
 void record_format(const ItemRecord *record, const cJSON *outcome, StrBuf *out);
 
 // Reads items.jsonl from `path` into `set` (which may be empty on entry; records are appended).
-// A torn last line is cut off from the file itself (truncate), with a warning on stderr, and
-// *dropped_torn is set. A missing file is an empty set. Returns 0, or -1 with an error naming the
-// file and line.
+// A last line without its final newline was being written when a run stopped: it is cut off from
+// the file itself (truncate), with a warning on stderr, and *dropped_torn is set. Any other
+// invalid line, and a second record for the same (variant, probe, item), is an error naming the
+// file and the lines. A missing file is an empty set. Returns 0 or -1.
 int results_load(const char *path, RecordSet *set, bool *dropped_torn);
 
 // Opens items.jsonl for appending. Returns NULL with an error.
@@ -76,9 +78,16 @@ FILE *results_open_append(const char *path);
 // Appends one formatted line and flushes it to the operating system. Returns 0 or -1 with an error.
 int results_append(FILE *file, const char *path, const char *line);
 
-// Checks the run fingerprint in `dir`/run.json against `fingerprint`: writes it when absent,
-// accepts it when equal, and otherwise returns -1 with an error that lists the fields that differ
-// and what to do.
+// Checks the run fingerprint in `dir`/run.json against `fingerprint`: writes it when absent (unless
+// items.jsonl already exists, because records of unknown origin must not be mixed in), accepts it
+// when equal, and otherwise returns -1 with an error that lists the fields that differ and what to
+// do.
 int results_check_fingerprint(const char *dir, const cJSON *fingerprint);
+
+// Takes an exclusive lock on the run directory (an flock on `dir`/.qbias.lock) so that two runs
+// cannot append to the same items.jsonl. Returns a descriptor to pass to results_unlock(), or -1
+// with an error when another process holds the lock.
+int results_lock(const char *dir);
+void results_unlock(int fd);
 
 #endif
