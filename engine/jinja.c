@@ -278,8 +278,8 @@ int jinja_render(const JinjaTemplate *t, const cJSON *vars, const JinjaRenderOpt
     jcall_add_globals(ev, ev->globals);
     ev->top = jframe_new(ev, ev->globals);
     for (const cJSON *item = vars ? vars->child : NULL; item; item = item->next) {
-        JValue v = jjson_from_cjson(ev, item, item->string);
-        jframe_set(ev, ev->top, item->string, v);
+        const char *name = jarena_strndup(&st->arena, item->string, strlen(item->string));
+        jframe_set(ev, ev->top, name, jjson_from_cjson(ev, item, name));
     }
     jeval_template(ev, t->root);
 

@@ -782,7 +782,9 @@ static JValue call_method(JEval *ev, int line, const JFunc *fn, const JArgs *arg
     JValue a0 = {0};
     bool has0 = jargs_get(args, 0, NULL, &a0);
     switch (self.kind) {
-    case JV_STRING: return call_str_method(ev, line, self.s, name, args);
+    case JV_STRING:
+        jtext_reject_markup(ev, line, self, "a method call");
+        return call_str_method(ev, line, self.s, name, args);
     case JV_DICT:
         if (!strcmp(name, "get")) {
             if (!has0 || args->n_pos > 2 || args->n_kw) {

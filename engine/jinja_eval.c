@@ -33,14 +33,22 @@ JFrame *jframe_new(JEval *ev, JFrame *parent) {
 }
 
 void jframe_set(JEval *ev, JFrame *frame, const char *name, JValue value) {
-    jdict_set(ev->arena, &frame->vars, jv_cstr(ev->arena, name), value);
+    for (size_t i = 0; i < frame->n_vars; i++) {
+        if (!strcmp(frame->vars[i].name, name)) {
+            frame->vars[i].value = value;
+            return;
+        }
+    }
+    frame->vars = jarena_grow(ev->arena, frame->vars, frame->n_vars, &frame->cap_vars, sizeof *frame->vars, 4);
+    frame->vars[frame->n_vars++] = (JVar){.name = name, .value = value};
 }
 
 JValue jeval_lookup(JEval *ev, JFrame *frame, const char *name) {
     for (JFrame *f = frame; f; f = f->parent) {
-        JValue v;
-        if (jdict_get_name(&f->vars, name, &v)) {
-            return v;
+        for (size_t i = 0; i < f->n_vars; i++) {
+            if (!strcmp(f->vars[i].name, name)) {
+                return f->vars[i].value;
+            }
         }
     }
     return jv_undefined(ev->arena, name, NULL, NULL);
@@ -212,6 +220,7 @@ JValue jeval_getitem(JEval *ev, int line, JValue obj, JValue key) {
         break;
     case JV_STRING:
         if (index_of(key, &index)) {
+            jtext_reject_markup(ev, line, obj, "indexing");
             int64_t n = (int64_t)jutf8_count(obj.s->data, obj.s->len);
             if (index < 0) {
                 index += n;
@@ -267,17 +276,28 @@ JValue jeval_slice(JEval *ev, int line, JValue obj, JValue start_v, JValue stop_
     if (obj.kind == JV_UNDEFINED) {
         jv_throw_undefined(ev->err, line, obj.u);
     }
+    // jinja2 compiles a slice to a plain Python subscript (not its getitem), so every failure is
+    // an error rather than an undefined value.
+    bool sliceable = obj.kind == JV_STRING ||
+                     (obj.kind == JV_LIST && (obj.l->kind == JL_LIST || obj.l->kind == JL_TUPLE ||
+                                              obj.l->kind == JL_RANGE));
+    if (obj.kind == JV_DICT) {
+        JTHROW(ev, line, "TypeError: unhashable type: 'slice'");
+    }
+    if (!sliceable) {
+        JTHROW(ev, line, "TypeError: '%s' object is not subscriptable", jv_type_name(obj));
+    }
     int64_t start = 0, stop = 0, step = 1;
     bool has_start = start_v.kind != JV_NONE, has_stop = stop_v.kind != JV_NONE;
-    // A bound that is not an integer is a TypeError, which jinja2's getitem turns into undefined.
     if ((has_start && !index_of(start_v, &start)) || (has_stop && !index_of(stop_v, &stop)) ||
         (step_v.kind != JV_NONE && !index_of(step_v, &step))) {
-        return jv_undefined(ev->arena, "slice", NULL, "slice indices must be integers or None");
+        JTHROW(ev, line, "TypeError: slice indices must be integers or None or have an __index__ method");
     }
     if (step == 0) {
         JTHROW(ev, line, "ValueError: slice step cannot be zero");
     }
     if (obj.kind == JV_STRING) {
+        jtext_reject_markup(ev, line, obj, "slicing");
         size_t n_cp;
         // Code points and their byte offsets.
         n_cp = jutf8_count(obj.s->data, obj.s->len);
@@ -316,7 +336,7 @@ JValue jeval_slice(JEval *ev, int line, JValue obj, JValue start_v, JValue stop_
         }
         return out;
     }
-    return jv_undefined(ev->arena, "slice", NULL, "object is not subscriptable with a slice");
+    JTHROW(ev, line, "internal error: unhandled slice");
 }
 
 // ----------------------------------------------------------------------------
@@ -337,6 +357,7 @@ static noreturn void int_overflow(JEval *ev, int line) {
 }
 
 static JValue repeat(JEval *ev, int line, JValue seq, int64_t times) {
+    jtext_reject_markup(ev, line, seq, "repetition");
     if (times < 0) {
         times = 0;
     }
@@ -431,6 +452,10 @@ static JValue float_pow(JEval *ev, int line, double x, double y) {
 }
 
 JValue jeval_binop(JEval *ev, int line, JOp op, JValue a, JValue b) {
+    // str % x is str.__mod__, which also accepts an undefined x (it prints as "").
+    if (op == OP_MOD && a.kind == JV_STRING) {
+        return jtext_percent_format(ev, line, a.s, b);
+    }
     if (a.kind == JV_UNDEFINED) jv_throw_undefined(ev->err, line, a.u);
     if (b.kind == JV_UNDEFINED) jv_throw_undefined(ev->err, line, b.u);
     bool numbers = jv_is_number(a) && jv_is_number(b);
@@ -462,9 +487,6 @@ JValue jeval_binop(JEval *ev, int line, JOp op, JValue a, JValue b) {
         return jv_float(jv_as_double(a) / jv_as_double(b));
     case OP_FLOORDIV:
     case OP_MOD: {
-        if (op == OP_MOD && a.kind == JV_STRING) {
-            return jtext_percent_format(ev, line, a.s, b);
-        }
         if (!numbers) unsupported_operands(ev, line, op == OP_MOD ? "%" : "//", a, b);
         if (!floats) {
             int64_t x = as_int(a), y = as_int(b);

@@ -127,6 +127,7 @@ static void sort_by_keys(JEval *ev, int line, JValue *items, JValue *keys, size_
 // String filters
 
 static JValue f_trim(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the trim filter");
     static const char *const names[] = {"chars"};
     jargs_check(ev, line, "trim", args, names, 1);
     JValue chars = arg_or(args, 0, "chars", jv_none());
@@ -135,6 +136,7 @@ static JValue f_trim(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_case(JEval *ev, int line, JValue v, const JArgs *args, JCaseOp op, const char *name) {
+    jtext_reject_markup(ev, line, v, "a case filter");
     jargs_check(ev, line, name, args, NULL, 0);
     return jtext_case(ev, line, to_str(ev, line, v), op);
 }
@@ -152,11 +154,13 @@ static JValue f_capitalize(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_title(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the title filter");
     jargs_check(ev, line, "title", args, NULL, 0);
     return jtext_title_filter(ev, line, to_str(ev, line, v));
 }
 
 static JValue f_replace(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the replace filter");
     static const char *const names[] = {"old", "new", "count"};
     jargs_check(ev, line, "replace", args, names, 3);
     JValue old, new_;
@@ -185,6 +189,7 @@ static JValue f_escape(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_center(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the center filter");
     static const char *const names[] = {"width"};
     jargs_check(ev, line, "center", args, names, 1);
     JValue width = arg_or(args, 0, "width", jv_int(80));
@@ -195,6 +200,7 @@ static JValue f_center(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_indent(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the indent filter");
     static const char *const names[] = {"width", "first", "blank"};
     jargs_check(ev, line, "indent", args, names, 3);
     if (v.kind == JV_UNDEFINED) {
@@ -238,6 +244,7 @@ static JValue f_indent(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_truncate(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the truncate filter");
     static const char *const names[] = {"length", "killwords", "end", "leeway"};
     jargs_check(ev, line, "truncate", args, names, 4);
     int64_t length = int_arg(ev, line, "truncate", arg_or(args, 0, "length", jv_int(255)));
@@ -246,12 +253,6 @@ static JValue f_truncate(JEval *ev, int line, JValue v, const JArgs *args) {
     JValue leeway_v = arg_or(args, 3, "leeway", jv_none());
     // jinja2's default policy truncate.leeway is 5.
     int64_t leeway = leeway_v.kind == JV_NONE ? 5 : int_arg(ev, line, "truncate", leeway_v);
-    if (v.kind == JV_UNDEFINED) {
-        return v;
-    }
-    if (v.kind != JV_STRING) {
-        JTHROW(ev, line, "TypeError: object of type '%s' has no len()", jv_type_name(v));
-    }
     int64_t end_len = (int64_t)jutf8_count(end->data, end->len);
     if (length < end_len) {
         JTHROW(ev, line, "AssertionError: expected length >= %lld, got %lld", (long long)end_len,
@@ -260,9 +261,13 @@ static JValue f_truncate(JEval *ev, int line, JValue v, const JArgs *args) {
     if (leeway < 0) {
         JTHROW(ev, line, "AssertionError: expected leeway >= 0, got %lld", (long long)leeway);
     }
-    int64_t n = (int64_t)jutf8_count(v.s->data, v.s->len);
-    if (n <= length + leeway) {
+    // jinja2 returns any value with a small enough len() unchanged.
+    if (jv_length(ev, line, v) <= length + leeway) {
         return v;
+    }
+    if (v.kind != JV_STRING) {
+        JTHROW(ev, line, "AttributeError: '%s' object has no attribute 'rsplit' (truncate needs a string)",
+               jv_type_name(v));
     }
     size_t cut = jutf8_offset(v.s->data, v.s->len, (size_t)(length - end_len));
     JValue head = jv_str(ev->arena, v.s->data, cut);
@@ -274,6 +279,7 @@ static JValue f_truncate(JEval *ev, int line, JValue v, const JArgs *args) {
 }
 
 static JValue f_format(JEval *ev, int line, JValue v, const JArgs *args) {
+    jtext_reject_markup(ev, line, v, "the format filter");
     if (args->n_pos && args->n_kw) {
         JTHROW(ev, line, "the format filter can't handle positional and keyword arguments at the same time");
     }
@@ -519,6 +525,7 @@ static JValue f_join(JEval *ev, int line, JValue v, const JArgs *args) {
 static JValue f_reverse(JEval *ev, int line, JValue v, const JArgs *args) {
     jargs_check(ev, line, "reverse", args, NULL, 0);
     if (v.kind == JV_STRING) {
+        jtext_reject_markup(ev, line, v, "the reverse filter");
         return jeval_slice(ev, line, v, jv_none(), jv_none(), jv_int(-1));
     }
     size_t n;

@@ -285,6 +285,10 @@ bool jtext_is_case(const JStr *s, bool upper);
 locale_t jtext_locale(void);
 // markupsafe.escape(): & < > " ' to entities.
 JValue jtext_html_escape(JEval *ev, JValue v, int line);
+// Throws for a Markup string (from |safe or |escape) given to an operation whose Markup result would
+// behave differently from a str later on (markupsafe escapes the arguments of Markup methods).
+// `what` names the operation.
+void jtext_reject_markup(JEval *ev, int line, JValue v, const char *what);
 
 // ----------------------------------------------------------------------------
 // JSON
@@ -427,9 +431,15 @@ int jtest_lookup(const char *name, bool *known);
 // ----------------------------------------------------------------------------
 // Evaluation
 
+typedef struct {
+    const char *name; // lives in the template's arena, the render's arena or static storage
+    JValue value;
+} JVar;
+
 struct JFrame {
     JFrame *parent;
-    JDict vars; // name (string) -> value
+    JVar *vars;
+    size_t n_vars, cap_vars;
 };
 
 struct JEval {

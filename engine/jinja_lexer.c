@@ -29,7 +29,7 @@ typedef struct {
     JToken *tokens;
     size_t n, cap;
     // Closing brackets expected, innermost last: "}}" ends a tag only when none is open.
-    char balance[256];
+    char balance[1024];
     int depth;
 } Lexer;
 
@@ -251,6 +251,7 @@ static int hex_value(char c) {
 // value.encode("ascii", "backslashreplace").decode("unicode-escape"). The first step turns each
 // non-ASCII character into \xhh, \uhhhh or \Uhhhhhhhh; the second interprets Python's escapes.
 static JStr *decode_string(Lexer *L, size_t start, size_t end) {
+    size_t quote = start - 1; // errors point at the literal's opening quote
     JBuf ascii;
     jbuf_init(&ascii, L->arena);
     for (size_t p = start; p < end;) {
@@ -283,7 +284,7 @@ static JStr *decode_string(Lexer *L, size_t start, size_t end) {
             continue;
         }
         if (i + 1 >= n) {
-            lex_fail(L, start, "string literal ends with a lone backslash%s", "");
+            lex_fail(L, quote, "string literal ends with a lone backslash%s", "");
         }
         char e = s[i + 1];
         i += 2;
@@ -324,18 +325,18 @@ static JStr *decode_string(Lexer *L, size_t start, size_t end) {
             for (int k = 0; k < digits; k++) {
                 int h = i < n ? hex_value(s[i]) : -1;
                 if (h < 0) {
-                    lex_fail(L, start, "invalid escape in string literal: truncated \\%s escape",
+                    lex_fail(L, quote, "invalid escape in string literal: truncated \\%s escape",
                              e == 'x' ? "xXX" : e == 'u' ? "uXXXX" : "UXXXXXXXX");
                 }
                 v = v * 16 + (uint32_t)h;
                 i++;
             }
             if (v > 0x10FFFF) {
-                lex_fail(L, start, "invalid escape in string literal: \\U%s is above U+10FFFF",
+                lex_fail(L, quote, "invalid escape in string literal: \\U%s is above U+10FFFF",
                          "XXXXXXXX");
             }
             if (v >= 0xD800 && v <= 0xDFFF) {
-                lex_fail(L, start,
+                lex_fail(L, quote,
                          "string literal contains a surrogate code point escape%s; Python keeps it "
                          "as a lone surrogate that UTF-8 output cannot hold",
                          "");
@@ -348,7 +349,7 @@ static JStr *decode_string(Lexer *L, size_t start, size_t end) {
             continue;
         }
         if (e == 'N') {
-            lex_fail(L, start, "\\N{...} escapes (Unicode character names) are not supported%s", "");
+            lex_fail(L, quote, "\\N{...} escapes (Unicode character names) are not supported%s", "");
         }
         // Python keeps an unknown escape as it is, backslash included.
         jbuf_append(&out, s + i - 2, 2);
@@ -562,8 +563,12 @@ static size_t match_raw_begin(const Lexer *L, size_t pos) {
     return 0;
 }
 
-// Lexes the body of {% raw %} from L->pos through {% endraw %}, emitting it as data.
+// Lexes the body of {% raw %} from L->pos through {% endraw %}, emitting it as data. A raw tag that
+// ends the source is dropped without error, as jinja2 does.
 static void lex_raw(Lexer *L, size_t tag_start) {
+    if (L->pos >= L->len) {
+        return;
+    }
     for (size_t p = L->pos; p + 1 < L->len; p++) {
         if (L->src[p] != '{' || L->src[p + 1] != '%') {
             continue;
@@ -601,8 +606,12 @@ static void lex_raw(Lexer *L, size_t tag_start) {
     lex_fail(L, tag_start, "missing end of raw directive ({%% endraw %%})%s", "");
 }
 
-// Skips a comment from L->pos through its end "#}".
+// Skips a comment from L->pos through its end "#}". As in jinja2, a "{#" that ends the source is
+// dropped without error (its "missing end" rule needs one more character to match).
 static void lex_comment(Lexer *L, size_t tag_start) {
+    if (L->pos >= L->len) {
+        return;
+    }
     for (size_t p = L->pos; p < L->len; p++) {
         size_t end = 0;
         if (starts_with(L, p, "+#}")) {

@@ -751,6 +751,15 @@ JValue jtext_html_escape(JEval *ev, JValue v, int line) {
     return jv_markup(ev->arena, b.data ? b.data : "", b.len);
 }
 
+void jtext_reject_markup(JEval *ev, int line, JValue v, const char *what) {
+    if (v.kind == JV_STRING && v.s->markup) {
+        JTHROW(ev, line,
+               "%s of a Markup string (made by |safe or |escape) is not supported: markupsafe gives "
+               "Markup results that escape what they are combined with",
+               what);
+    }
+}
+
 // ----------------------------------------------------------------------------
 // printf-style formatting: str % args
 
@@ -784,9 +793,7 @@ static int64_t int_argument(JEval *ev, int line, JValue v, char conv, bool allow
 }
 
 JValue jtext_percent_format(JEval *ev, int line, const JStr *fmt, JValue args) {
-    if (fmt->markup) {
-        JTHROW(ev, line, "'%%' formatting of a Markup string (escaping its arguments) is not supported");
-    }
+    jtext_reject_markup(ev, line, (JValue){.kind = JV_STRING, .s = (JStr *)fmt}, "'%' formatting");
     const JValue *positional = &args;
     size_t n_positional = 1;
     if (args.kind == JV_LIST && args.l->kind == JL_TUPLE) {
@@ -794,8 +801,8 @@ JValue jtext_percent_format(JEval *ev, int line, const JStr *fmt, JValue args) {
         n_positional = args.l->len;
     }
     // Python treats any non-tuple, non-str object with __getitem__ as a possible mapping.
-    bool is_mapping = args.kind == JV_DICT || (args.kind == JV_LIST && args.l->kind != JL_TUPLE &&
-                                               args.l->kind != JL_ITERATOR);
+    bool is_mapping = args.kind == JV_DICT || args.kind == JV_UNDEFINED ||
+                      (args.kind == JV_LIST && args.l->kind != JL_TUPLE && args.l->kind != JL_ITERATOR);
     size_t next_arg = 0;
     JBuf b;
     jbuf_init(&b, ev->arena);
@@ -819,6 +826,9 @@ JValue jtext_percent_format(JEval *ev, int line, const JStr *fmt, JValue args) {
             }
             if (depth != 0) {
                 JTHROW(ev, line, "ValueError: incomplete format key");
+            }
+            if (args.kind == JV_UNDEFINED) {
+                jv_throw_undefined(ev->err, line, args.u);
             }
             if (args.kind != JV_DICT) {
                 JTHROW(ev, line, "TypeError: format requires a mapping");

@@ -482,7 +482,11 @@ static void append_value(JEval *ev, int line, JBuf *b, JValue v, bool as_repr, i
     case JV_INT: jbuf_printf(b, "%lld", (long long)v.i); return;
     case JV_FLOAT: jv_append_float_repr(b, v.f); return;
     case JV_STRING:
-        if (as_repr) {
+        if (as_repr && v.s->markup) {
+            jbuf_append_str(b, "Markup(");
+            append_str_repr(b, v.s);
+            jbuf_append(b, ")", 1);
+        } else if (as_repr) {
             append_str_repr(b, v.s);
         } else {
             jbuf_append(b, v.s->data, v.s->len);
