@@ -32,7 +32,7 @@ typedef struct {
     // Leave the final (assistant) message open so that generation continues it. Requires
     // add_generation_prompt false, as transformers 4.48 does.
     bool continue_final_message;
-    const char *bos_token; // NULL: not passed to the template (it sees it undefined)
+    const char *bos_token; // NULL: not passed, so it is undefined in the template
     const char *eos_token; // NULL: not passed
     const cJSON *tools;     // the `tools` variable (a JSON array of schemas); NULL: None
     const cJSON *documents; // the `documents` variable; NULL: None

@@ -2,8 +2,8 @@
 // with tojson replaced by transformers' version (json.dumps, ensure_ascii=False by default).
 //
 // Filters that return generators in jinja2 (map, select, reject, selectattr, rejectattr, unique,
-// batch, items, reverse of a list) return a one-pass iterator here too: it is always true, has no
-// length, and prints as an error, exactly where Python would print "<generator object ...>".
+// batch, items, reverse of a list) return a one-pass iterator here too. It is always true and has no
+// length. Printing it is an error, where Python would print "<generator object ...>".
 #include "jinja_internal.h"
 
 #include <math.h>
@@ -11,7 +11,6 @@
 #include <string.h>
 
 typedef JValue (*FilterFn)(JEval *ev, int line, JValue value, const JArgs *args);
-typedef bool (*TestFn)(JEval *ev, int line, JValue value, const JArgs *args);
 
 // ----------------------------------------------------------------------------
 // Helpers
@@ -22,20 +21,9 @@ static JValue arg_or(const JArgs *args, size_t index, const char *name, JValue f
 }
 
 static JValue make_iterator(JEval *ev, const JValue *items, size_t n, const char *type) {
-    JValue it = jv_list(ev->arena, JL_ITERATOR, n);
-    if (n) {
-        memcpy(it.l->items, items, n * sizeof *items);
-    }
+    JValue it = jv_list_of(ev->arena, JL_ITERATOR, items, n);
     it.l->iter_type = type;
     return it;
-}
-
-static JValue make_list(JEval *ev, const JValue *items, size_t n, JListKind kind) {
-    JValue l = jv_list(ev->arena, kind, n);
-    if (n) {
-        memcpy(l.l->items, items, n * sizeof *items);
-    }
-    return l;
 }
 
 static JStr *to_str(JEval *ev, int line, JValue v) {
@@ -290,7 +278,7 @@ static JValue f_format(JEval *ev, int line, JValue v, const JArgs *args) {
             jdict_set(ev->arena, fmt_args.d, jv_cstr(ev->arena, args->kw_names[i]), args->kw_values[i]);
         }
     } else {
-        fmt_args = make_list(ev, args->pos, args->n_pos, JL_TUPLE);
+        fmt_args = jv_list_of(ev->arena, JL_TUPLE, args->pos, args->n_pos);
     }
     return jtext_percent_format(ev, line, to_str(ev, line, v), fmt_args);
 }
@@ -484,7 +472,7 @@ static JValue f_list(JEval *ev, int line, JValue v, const JArgs *args) {
     jargs_check(ev, line, "list", args, NULL, 0);
     size_t n;
     JValue *items = jv_iterate(ev, line, v, &n);
-    return make_list(ev, items, n, JL_LIST);
+    return jv_list_of(ev->arena, JL_LIST, items, n);
 }
 
 static JValue f_items(JEval *ev, int line, JValue v, const JArgs *args) {
@@ -498,7 +486,7 @@ static JValue f_items(JEval *ev, int line, JValue v, const JArgs *args) {
     JValue *pairs = jarena_alloc(ev->arena, v.d->len * sizeof *pairs);
     for (size_t i = 0; i < v.d->len; i++) {
         JValue kv[2] = {v.d->keys[i], v.d->values[i]};
-        pairs[i] = make_list(ev, kv, 2, JL_TUPLE);
+        pairs[i] = jv_list_of(ev->arena, JL_TUPLE, kv, 2);
     }
     return make_iterator(ev, pairs, v.d->len, "dict_itemiterator");
 }
@@ -537,7 +525,7 @@ static JValue f_reverse(JEval *ev, int line, JValue v, const JArgs *args) {
     }
     // reversed() of a generator fails, so jinja2 makes a list of it instead.
     if (generator) {
-        return make_list(ev, reversed, n, JL_LIST);
+        return jv_list_of(ev->arena, JL_LIST, reversed, n);
     }
     return make_iterator(ev, reversed, n, v.kind == JV_LIST ? "list_reverseiterator" : "reversed");
 }
@@ -596,7 +584,7 @@ static JValue f_sort(JEval *ev, int line, JValue v, const JArgs *args) {
     JValue attribute = arg_or(args, 2, "attribute", jv_none());
     size_t n;
     JValue *src = jv_iterate(ev, line, v, &n);
-    JValue out = make_list(ev, src, n, JL_LIST);
+    JValue out = jv_list_of(ev->arena, JL_LIST, src, n);
     JValue *keys = jarena_alloc(ev->arena, n * sizeof *keys);
     // attribute "a,b" sorts by a tuple of attributes.
     JValue attr_parts = jv_none();
@@ -639,7 +627,7 @@ static JValue f_dictsort(JEval *ev, int line, JValue v, const JArgs *args) {
     JValue *keys = jarena_alloc(ev->arena, n * sizeof *keys);
     for (size_t i = 0; i < n; i++) {
         JValue kv[2] = {v.d->keys[i], v.d->values[i]};
-        out.l->items[i] = make_list(ev, kv, 2, JL_TUPLE);
+        out.l->items[i] = jv_list_of(ev->arena, JL_TUPLE, kv, 2);
         keys[i] = case_sensitive ? kv[pos] : ignore_case(ev, line, kv[pos]);
     }
     sort_by_keys(ev, line, out.l->items, keys, n, reverse);
@@ -872,174 +860,4 @@ int jfilter_lookup(const char *name, bool *known) {
 
 JValue jfilter_apply(JEval *ev, int line, int id, JValue value, const JArgs *args) {
     return FILTERS[id].fn(ev, line, value, args);
-}
-
-// ----------------------------------------------------------------------------
-// Tests
-
-static JValue test_arg(JEval *ev, int line, const JArgs *args, const char *test) {
-    JValue v;
-    if (!jargs_get(args, 0, NULL, &v) && !(args->n_kw && (v = args->kw_values[0], true))) {
-        JTHROW(ev, line, "TypeError: the test '%s' needs an argument", test);
-    }
-    return v;
-}
-
-static bool t_defined(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind != JV_UNDEFINED; }
-static bool t_undefined(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_UNDEFINED; }
-static bool t_none(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_NONE; }
-static bool t_boolean(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_BOOL; }
-static bool t_true(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_BOOL && v.b; }
-static bool t_false(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_BOOL && !v.b; }
-static bool t_integer(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_INT; }
-static bool t_float(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_FLOAT; }
-static bool t_number(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return jv_is_number(v); }
-static bool t_string(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_STRING; }
-static bool t_mapping(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_DICT; }
-static bool t_escaped(JEval *ev, int line, JValue v, const JArgs *a) { (void)ev, (void)line, (void)a; return v.kind == JV_STRING && v.s->markup; }
-
-static bool t_callable(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)ev, (void)line, (void)a;
-    // jinja2's Undefined defines __call__ (to raise), so callable() is true for it.
-    return v.kind == JV_FUNC || v.kind == JV_UNDEFINED || (v.kind == JV_LOOP);
-}
-
-static bool t_iterable(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)ev, (void)line, (void)a;
-    return v.kind == JV_STRING || v.kind == JV_LIST || v.kind == JV_DICT || v.kind == JV_UNDEFINED ||
-           v.kind == JV_LOOP;
-}
-
-static bool t_sequence(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)ev, (void)line, (void)a;
-    // len() and __getitem__ both exist.
-    if (v.kind == JV_LIST) {
-        return v.l->kind == JL_LIST || v.l->kind == JL_TUPLE || v.l->kind == JL_RANGE;
-    }
-    return v.kind == JV_STRING || v.kind == JV_DICT || v.kind == JV_UNDEFINED;
-}
-
-static bool t_lower(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)a;
-    return jtext_is_case(jv_to_str(ev, line, v), false);
-}
-
-static bool t_upper(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)a;
-    return jtext_is_case(jv_to_str(ev, line, v), true);
-}
-
-static bool is_divisible(JEval *ev, int line, JValue v, JValue by) {
-    return jv_equal(jeval_binop(ev, line, OP_MOD, v, by), jv_int(0));
-}
-
-static bool t_divisibleby(JEval *ev, int line, JValue v, const JArgs *a) {
-    return is_divisible(ev, line, v, test_arg(ev, line, a, "divisibleby"));
-}
-
-static bool t_even(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)a;
-    return is_divisible(ev, line, v, jv_int(2));
-}
-
-static bool t_odd(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)a;
-    return jv_equal(jeval_binop(ev, line, OP_MOD, v, jv_int(2)), jv_int(1));
-}
-
-static bool compare_test(JEval *ev, int line, JValue v, const JArgs *a, JOp op, const char *name) {
-    JValue other = test_arg(ev, line, a, name);
-    switch (op) {
-    case OP_EQ: return jv_equal(v, other);
-    case OP_NE: return !jv_equal(v, other);
-    default: break;
-    }
-    if ((v.kind == JV_FLOAT || other.kind == JV_FLOAT) && jv_is_number(v) && jv_is_number(other)) {
-        double x = jv_as_double(v), y = jv_as_double(other);
-        return op == OP_LT ? x < y : op == OP_LE ? x <= y : op == OP_GT ? x > y : x >= y;
-    }
-    int c = jv_compare(ev->err, line, v, other);
-    return op == OP_LT ? c < 0 : op == OP_LE ? c <= 0 : op == OP_GT ? c > 0 : c >= 0;
-}
-
-static bool t_eq(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_EQ, "eq"); }
-static bool t_ne(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_NE, "ne"); }
-static bool t_lt(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_LT, "lt"); }
-static bool t_le(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_LE, "le"); }
-static bool t_gt(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_GT, "gt"); }
-static bool t_ge(JEval *ev, int line, JValue v, const JArgs *a) { return compare_test(ev, line, v, a, OP_GE, "ge"); }
-
-static bool t_in(JEval *ev, int line, JValue v, const JArgs *a) {
-    return jeval_contains(ev, line, test_arg(ev, line, a, "in"), v);
-}
-
-static bool t_sameas(JEval *ev, int line, JValue v, const JArgs *a) {
-    JValue other = test_arg(ev, line, a, "sameas");
-    if (v.kind != other.kind) {
-        return false;
-    }
-    switch (v.kind) {
-    case JV_NONE: return true;
-    case JV_BOOL: return v.b == other.b;
-    case JV_INT:
-        // CPython caches the ints -5..256, so only those are reliably the same object.
-        if (v.i >= -5 && v.i <= 256) {
-            return v.i == other.i;
-        }
-        break;
-    case JV_STRING: return v.s == other.s;
-    case JV_LIST: return v.l == other.l;
-    case JV_DICT:
-    case JV_NAMESPACE: return v.d == other.d;
-    case JV_FUNC: return v.fn == other.fn;
-    default: break;
-    }
-    JTHROW(ev, line, "the sameas test on %s values depends on Python object identity and is not supported",
-           jv_type_name(v));
-}
-
-static bool t_filter(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)ev, (void)line, (void)a;
-    bool known;
-    return v.kind == JV_STRING && (jfilter_lookup(v.s->data, &known) >= 0 || known);
-}
-
-static bool t_test(JEval *ev, int line, JValue v, const JArgs *a) {
-    (void)ev, (void)line, (void)a;
-    bool known;
-    return v.kind == JV_STRING && (jtest_lookup(v.s->data, &known) >= 0 || known);
-}
-
-static const struct {
-    const char *name;
-    TestFn fn;
-} TESTS[] = {
-    {"boolean", t_boolean},   {"callable", t_callable}, {"defined", t_defined},
-    {"divisibleby", t_divisibleby}, {"eq", t_eq},       {"equalto", t_eq},
-    {"==", t_eq},             {"escaped", t_escaped},   {"even", t_even},
-    {"false", t_false},       {"filter", t_filter},     {"float", t_float},
-    {"ge", t_ge},             {">=", t_ge},             {"greaterthan", t_gt},
-    {"gt", t_gt},             {">", t_gt},              {"in", t_in},
-    {"integer", t_integer},   {"iterable", t_iterable}, {"le", t_le},
-    {"<=", t_le},             {"lessthan", t_lt},       {"lt", t_lt},
-    {"<", t_lt},              {"lower", t_lower},       {"mapping", t_mapping},
-    {"ne", t_ne},             {"!=", t_ne},             {"none", t_none},
-    {"number", t_number},     {"odd", t_odd},           {"sameas", t_sameas},
-    {"sequence", t_sequence}, {"string", t_string},     {"test", t_test},
-    {"true", t_true},         {"undefined", t_undefined}, {"upper", t_upper},
-};
-
-int jtest_lookup(const char *name, bool *known) {
-    *known = false;
-    for (size_t i = 0; i < ARRAY_LEN(TESTS); i++) {
-        if (!strcmp(TESTS[i].name, name)) {
-            *known = true;
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-bool jtest_apply(JEval *ev, int line, int id, JValue value, const JArgs *args) {
-    return TESTS[id].fn(ev, line, value, args);
 }

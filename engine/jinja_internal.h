@@ -5,13 +5,15 @@
 // values. So values need no reference counts, and nothing is freed one by one.
 //
 // Errors: a failing step calls jerr_throw(), which formats the message and longjmp()s back to
-// jinja_compile() or jinja_render(). That is safe because nothing between the two holds memory
+// jinja_compile() or jinja_render(). That is safe because nothing between the two keeps memory
 // outside the arena.
 //
-// The file split: jinja_lexer.c (source -> tokens), jinja_parser.c (tokens -> syntax tree),
-// jinja_eval.c (statements and expressions), jinja_call.c (macros, globals, methods of str, list and
-// dict), jinja_filters.c (filters and tests), jinja_value.c (values, comparison, str() and repr()),
-// jinja_text.c (UTF-8 and Python's str operations), jinja_json.c (tojson and cJSON input),
+// The file split: jinja_lexer.c (source -> tokens), jinja_parser.c and jinja_parser_expr.c (tokens ->
+// syntax tree, statements and expressions), jinja_eval.c (statements and expressions),
+// jinja_operators.c (attribute and item access, operators), jinja_call.c (macros, globals, calls),
+// jinja_methods.c (methods of str, list and dict), jinja_filters.c (filters), jinja_tests.c (tests),
+// jinja_value.c (values, comparison, str() and repr()), jinja_text.c (UTF-8 and Python's str
+// operations), jinja_format.c (% and str.format), jinja_json.c (tojson and cJSON input), and
 // jinja.c (the public entry points).
 #ifndef QBIAS_JINJA_INTERNAL_H
 #define QBIAS_JINJA_INTERNAL_H
@@ -199,8 +201,10 @@ static inline JValue jv_float(double f) { return (JValue){.kind = JV_FLOAT, .f =
 JValue jv_undefined(JArena *a, const char *name, const char *obj_type, const char *hint);
 JValue jv_str(JArena *a, const char *s, size_t len);
 JValue jv_cstr(JArena *a, const char *s);
+JValue jv_str_concat(JArena *a, const char *s1, size_t len1, const char *s2, size_t len2);
 JValue jv_markup(JArena *a, const char *s, size_t len);
 JValue jv_list(JArena *a, JListKind kind, size_t len); // items zero-filled (JV_UNDEFINED)
+JValue jv_list_of(JArena *a, JListKind kind, const JValue *items, size_t len); // copies the items
 JValue jv_dict(JArena *a);
 JValue jv_namespace(JArena *a);
 
@@ -423,8 +427,8 @@ JNode *jparse(JArena *a, JToken *tokens, size_t n_tokens);
 // ----------------------------------------------------------------------------
 // Filters and tests (jinja_filters.c)
 
-// Returns the index of a filter or test by name, or -1. `supported` tells a known jinja2 name that
-// this interpreter does not implement (error "not supported") from an unknown one.
+// Returns the index of a filter or test by name, or -1. *known is true for every jinja2 name, so a
+// caller can report a jinja2 filter that this interpreter lacks apart from an unknown name.
 int jfilter_lookup(const char *name, bool *known);
 int jtest_lookup(const char *name, bool *known);
 
@@ -473,6 +477,9 @@ JValue jeval_getitem(JEval *ev, int line, JValue obj, JValue key);
 // Python's obj[start:stop:step] for str, list and tuple (missing parts are JV_NONE).
 JValue jeval_slice(JEval *ev, int line, JValue obj, JValue start, JValue stop, JValue step);
 JValue jeval_binop(JEval *ev, int line, JOp op, JValue a, JValue b);
+JValue jeval_unary(JEval *ev, int line, JOp op, JValue v); // -v or +v
+// Python's comparison: ==, !=, <, <=, >, >=, in, not in (a in b).
+bool jeval_compare(JEval *ev, int line, JOp op, JValue a, JValue b);
 bool jeval_contains(JEval *ev, int line, JValue container, JValue item);
 
 // Calls a callable value with positional and keyword arguments (jinja_call.c).
@@ -496,6 +503,12 @@ void jeval_for_loop(JEval *ev, const JNode *n, JFrame *frame, JValue iterable, i
 // Applies filter or test number `id` (from jfilter_lookup / jtest_lookup).
 JValue jfilter_apply(JEval *ev, int line, int id, JValue value, const JArgs *args);
 bool jtest_apply(JEval *ev, int line, int id, JValue value, const JArgs *args);
+
+// Calls a bound method (a JF_METHOD value made by jcall_method_lookup).
+JValue jcall_method(JEval *ev, int line, const JFunc *fn, const JArgs *args);
+// Returns v as a string or int, or throws TypeError naming `what` (undefined throws its own error).
+JStr *jargs_require_str(JEval *ev, int line, const char *what, JValue v);
+int64_t jargs_require_int(JEval *ev, int line, const char *what, JValue v);
 
 // Argument access for builtins: positional index or keyword name; returns false when absent.
 bool jargs_get(const JArgs *args, size_t index, const char *name, JValue *out);

@@ -192,7 +192,7 @@ JValue jjson_dumps(JEval *ev, int line, JValue v, bool ensure_ascii, const JStr 
 // ----------------------------------------------------------------------------
 // cJSON input
 
-// Integral JSON numbers up to 2^53 in magnitude become int: beyond that a double no longer holds
+// Integral JSON numbers up to 2^53 in magnitude become int: beyond that a double no longer represents
 // every integer, so the value is kept as float.
 #define MAX_EXACT_INTEGER 9007199254740992.0
 

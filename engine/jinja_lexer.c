@@ -3,9 +3,9 @@
 //
 // Whitespace rules, in the order jinja2 applies them:
 // - "{%-", "{{-", "{#-" strip all whitespace (newlines too) at the end of the text before the tag.
-// - Otherwise, for "{%" and "{#" (not "{{") without "+": when only whitespace stands between the start
-//   of the line and the tag, it is removed (lstrip_blocks; jinja2 3.1 tests this with the regex \s+,
-//   so Unicode spaces count, not only spaces and tabs).
+// - Otherwise, for "{%" and "{#" (not "{{") without "+": when only whitespace is between the start
+//   of the line and the tag, it is removed (lstrip_blocks). jinja2 3.1 tests the line with the regex
+//   \s+, so Unicode spaces count too, not only spaces and tabs.
 // - "-%}", "-}}", "-#}" strip all whitespace after the tag.
 // - Otherwise "%}" and "#}" (not "}}") drop one newline right after them (trim_blocks); "+%}" keeps it.
 // Whitespace here is Python's: str.isspace(), which includes Unicode spaces.
@@ -92,7 +92,7 @@ static size_t rstrip_len(const char *text, size_t len) {
 }
 
 // Applies "-" or lstrip_blocks to the text before a tag and returns its new length. sign is '-',
-// '+' or 0; is_variable tells "{{" (to which lstrip_blocks does not apply).
+// '+' or 0. is_variable is true for "{{", to which lstrip_blocks does not apply.
 static size_t strip_before_tag(const Lexer *L, const char *text, size_t len, char sign,
                                bool is_variable) {
     if (sign == '-') {
@@ -247,11 +247,9 @@ static int hex_value(char c) {
     return -1;
 }
 
-// Decodes the body of a string literal as jinja2 does:
-// value.encode("ascii", "backslashreplace").decode("unicode-escape"). The first step turns each
-// non-ASCII character into \xhh, \uhhhh or \Uhhhhhhhh; the second interprets Python's escapes.
-static JStr *decode_string(Lexer *L, size_t start, size_t end) {
-    size_t quote = start - 1; // errors point at the literal's opening quote
+// The first step of jinja2's string literal decoding, value.encode("ascii", "backslashreplace"):
+// each non-ASCII character of src[start..end) becomes \xhh, \uhhhh or \Uhhhhhhhh.
+static JBuf escape_non_ascii(Lexer *L, size_t start, size_t end) {
     JBuf ascii;
     jbuf_init(&ascii, L->arena);
     for (size_t p = start; p < end;) {
@@ -272,7 +270,88 @@ static JStr *decode_string(Lexer *L, size_t start, size_t end) {
         }
         p += n;
     }
+    return ascii;
+}
 
+// Appends code point v, where NUL (from "\0" or "\x00") is a byte like any other.
+static void append_code_point(JBuf *out, uint32_t v) {
+    if (v == 0) {
+        jbuf_append(out, "", 1);
+    } else {
+        jutf8_append(out, v);
+    }
+}
+
+// Decodes the escape of s[*i..n) that follows a backslash (Python's "unicode-escape" codec) and
+// advances *i past it. `quote` is the literal's position for error messages.
+static void decode_escape(Lexer *L, size_t quote, const char *s, size_t n, size_t *i, JBuf *out) {
+    char e = s[*i];
+    (*i)++;
+    const char *simple = NULL;
+    switch (e) {
+    case '\n': simple = ""; break; // a backslash before a newline continues the line
+    case '\\': simple = "\\"; break;
+    case '\'': simple = "'"; break;
+    case '"': simple = "\""; break;
+    case 'a': simple = "\a"; break;
+    case 'b': simple = "\b"; break;
+    case 'f': simple = "\f"; break;
+    case 'n': simple = "\n"; break;
+    case 'r': simple = "\r"; break;
+    case 't': simple = "\t"; break;
+    case 'v': simple = "\v"; break;
+    default: break;
+    }
+    if (simple) {
+        jbuf_append_str(out, simple);
+        return;
+    }
+    if (e >= '0' && e <= '7') {
+        uint32_t v = (uint32_t)(e - '0');
+        for (int k = 0; k < 2 && *i < n && s[*i] >= '0' && s[*i] <= '7'; k++) {
+            v = v * 8 + (uint32_t)(s[(*i)++] - '0');
+        }
+        append_code_point(out, v);
+        return;
+    }
+    if (e == 'x' || e == 'u' || e == 'U') {
+        int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+        uint32_t v = 0;
+        for (int k = 0; k < digits; k++) {
+            int h = *i < n ? hex_value(s[*i]) : -1;
+            if (h < 0) {
+                lex_fail(L, quote, "invalid escape in string literal: truncated \\%s escape",
+                         e == 'x' ? "xXX" : e == 'u' ? "uXXXX" : "UXXXXXXXX");
+            }
+            v = v * 16 + (uint32_t)h;
+            (*i)++;
+        }
+        if (v > 0x10FFFF) {
+            lex_fail(L, quote, "invalid escape in string literal: \\U%s is above U+10FFFF", "XXXXXXXX");
+        }
+        if (v >= 0xD800 && v <= 0xDFFF) {
+            lex_fail(L, quote,
+                     "string literal contains a surrogate code point escape%s; Python keeps it "
+                     "as a lone surrogate that UTF-8 output cannot hold",
+                     "");
+        }
+        append_code_point(out, v);
+        return;
+    }
+    if (e == 'N') {
+        lex_fail(L, quote, "\\N{...} escapes (Unicode character names) are not supported%s", "");
+    }
+    // Python keeps an unknown escape as it is, backslash included.
+    jbuf_append(out, s + *i - 2, 2);
+}
+
+// Decodes the body src[start..end) of a string literal as jinja2 does:
+// value.encode("ascii", "backslashreplace").decode("unicode-escape"). Doing both steps reproduces
+// its quirks: a backslash before a non-ASCII character escapes the backslash of that character's
+// \x escape instead.
+static JStr *decode_string(Lexer *L, size_t start, size_t end) {
+    size_t quote = start - 1; // errors point at the literal's opening quote
+    JBuf ascii = escape_non_ascii(L, start, end);
     JBuf out;
     jbuf_init(&out, L->arena);
     const char *s = ascii.data ? ascii.data : "";
@@ -286,75 +365,9 @@ static JStr *decode_string(Lexer *L, size_t start, size_t end) {
         if (i + 1 >= n) {
             lex_fail(L, quote, "string literal ends with a lone backslash%s", "");
         }
-        char e = s[i + 1];
-        i += 2;
-        const char *simple = NULL;
-        switch (e) {
-        case '\n': simple = ""; break;
-        case '\\': simple = "\\"; break;
-        case '\'': simple = "'"; break;
-        case '"': simple = "\""; break;
-        case 'a': simple = "\a"; break;
-        case 'b': simple = "\b"; break;
-        case 'f': simple = "\f"; break;
-        case 'n': simple = "\n"; break;
-        case 'r': simple = "\r"; break;
-        case 't': simple = "\t"; break;
-        case 'v': simple = "\v"; break;
-        default: break;
-        }
-        if (simple) {
-            jbuf_append_str(&out, simple);
-            continue;
-        }
-        if (e >= '0' && e <= '7') {
-            uint32_t v = (uint32_t)(e - '0');
-            for (int k = 0; k < 2 && i < n && s[i] >= '0' && s[i] <= '7'; k++) {
-                v = v * 8 + (uint32_t)(s[i++] - '0');
-            }
-            if (v == 0) {
-                jbuf_append(&out, "", 1); // the NUL character
-            } else {
-                jutf8_append(&out, v);
-            }
-            continue;
-        }
-        if (e == 'x' || e == 'u' || e == 'U') {
-            int digits = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-            uint32_t v = 0;
-            for (int k = 0; k < digits; k++) {
-                int h = i < n ? hex_value(s[i]) : -1;
-                if (h < 0) {
-                    lex_fail(L, quote, "invalid escape in string literal: truncated \\%s escape",
-                             e == 'x' ? "xXX" : e == 'u' ? "uXXXX" : "UXXXXXXXX");
-                }
-                v = v * 16 + (uint32_t)h;
-                i++;
-            }
-            if (v > 0x10FFFF) {
-                lex_fail(L, quote, "invalid escape in string literal: \\U%s is above U+10FFFF",
-                         "XXXXXXXX");
-            }
-            if (v >= 0xD800 && v <= 0xDFFF) {
-                lex_fail(L, quote,
-                         "string literal contains a surrogate code point escape%s; Python keeps it "
-                         "as a lone surrogate that UTF-8 output cannot hold",
-                         "");
-            }
-            if (v == 0) {
-                jbuf_append(&out, "", 1);
-            } else {
-                jutf8_append(&out, v);
-            }
-            continue;
-        }
-        if (e == 'N') {
-            lex_fail(L, quote, "\\N{...} escapes (Unicode character names) are not supported%s", "");
-        }
-        // Python keeps an unknown escape as it is, backslash included.
-        jbuf_append(&out, s + i - 2, 2);
+        i++;
+        decode_escape(L, quote, s, n, &i, &out);
     }
-
     JStr *str = jarena_alloc(L->arena, sizeof(JStr) + out.len + 1);
     str->len = out.len;
     if (out.len) {
@@ -423,6 +436,120 @@ static void track_bracket(Lexer *L, size_t pos, JOp op) {
     L->depth--;
 }
 
+// Lexes a float or integer literal at pos; returns false when none starts there.
+static bool lex_number(Lexer *L, size_t pos) {
+    const char *s = L->src;
+    size_t end = match_float(L, pos);
+    if (end > pos) {
+        char *digits = jarena_alloc(L->arena, end - pos + 1);
+        size_t k = 0;
+        for (size_t i = pos; i < end; i++) {
+            if (s[i] != '_') {
+                digits[k++] = s[i];
+            }
+        }
+        JToken *t = push(L, TK_FLOAT, pos);
+        t->fval = strtod(digits, NULL);
+        L->pos = end;
+        return true;
+    }
+    int base;
+    size_t digits_start;
+    end = match_integer(L, pos, &base, &digits_start);
+    if (end == pos) {
+        return false;
+    }
+    uint64_t v = 0;
+    for (size_t i = digits_start; i < end; i++) {
+        if (s[i] == '_') {
+            continue;
+        }
+        uint64_t d = (uint64_t)hex_value(s[i]);
+        if (v > (UINT64_C(0x7fffffffffffffff) - d) / (uint64_t)base) {
+            lex_fail(L, pos, "integer literal %s is outside the 64-bit range this interpreter supports",
+                     jarena_strndup(L->arena, s + pos, end - pos));
+        }
+        v = v * (uint64_t)base + d;
+    }
+    JToken *t = push(L, TK_INT, pos);
+    t->ival = (int64_t)v;
+    L->pos = end;
+    return true;
+}
+
+static bool is_name_char(char c, bool first) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!first && c >= '0' && c <= '9');
+}
+
+// Lexes a name ([a-zA-Z_][a-zA-Z0-9_]*) at pos; returns false when none starts there.
+// NOTE: jinja2 also accepts non-ASCII identifiers; here they are an "unexpected character" error.
+static bool lex_name(Lexer *L, size_t pos) {
+    if (!is_name_char(L->src[pos], true)) {
+        return false;
+    }
+    size_t end = pos + 1;
+    while (end < L->len && is_name_char(L->src[end], false)) {
+        end++;
+    }
+    JToken *t = push(L, TK_NAME, pos);
+    t->text = jarena_strndup(L->arena, L->src + pos, end - pos);
+    t->len = end - pos;
+    L->pos = end;
+    return true;
+}
+
+// Lexes a quoted string literal at pos; returns false when none starts there.
+static bool lex_string(Lexer *L, size_t pos) {
+    char quote = L->src[pos];
+    if (quote != '\'' && quote != '"') {
+        return false;
+    }
+    size_t p = pos + 1;
+    while (p < L->len && L->src[p] != quote) {
+        p += L->src[p] == '\\' ? 2 : 1;
+    }
+    if (p >= L->len) {
+        lex_fail(L, pos, "unterminated string literal starting with %s", quote == '"' ? "'\"'" : "\"'\"");
+    }
+    JToken *t = push(L, TK_STRING, pos);
+    t->str = decode_string(L, pos + 1, p);
+    L->pos = p + 1;
+    return true;
+}
+
+// Lexes an operator at pos (the longest that matches); returns false when none starts there.
+static bool lex_operator(Lexer *L, size_t pos) {
+    for (size_t i = 0; i < ARRAY_LEN(OPERATORS); i++) {
+        if (starts_with(L, pos, OPERATORS[i].text)) {
+            track_bracket(L, pos, OPERATORS[i].op);
+            JToken *t = push(L, TK_OP, pos);
+            t->op = OPERATORS[i].op;
+            L->pos = pos + strlen(OPERATORS[i].text);
+            return true;
+        }
+    }
+    return false;
+}
+
+// Returns the end of the tag's closing delimiter at pos ("%}" with trim_blocks' newline, "-%}" with
+// the whitespace after it, "+%}", "}}", "-}}"), or 0 when none is there.
+static size_t match_tag_end(const Lexer *L, size_t pos, bool is_block) {
+    if (is_block && starts_with(L, pos, "+%}")) {
+        return pos + 3;
+    }
+    if (starts_with(L, pos, is_block ? "-%}" : "-}}")) {
+        return skip_space(L, pos + 3);
+    }
+    if (starts_with(L, pos, is_block ? "%}" : "}}")) {
+        size_t end = pos + 2;
+        if (is_block && end < L->len && L->src[end] == '\n') {
+            end++;
+        }
+        return end;
+    }
+    return 0;
+}
+
 // Lexes the inside of a "{{ }}" or "{% %}" tag from L->pos up to and including its end. Returns
 // false when the source ends inside the tag (the parser then reports what it expected).
 static bool lex_tag(Lexer *L, bool is_block) {
@@ -432,27 +559,14 @@ static bool lex_tag(Lexer *L, bool is_block) {
         if (pos >= L->len) {
             return false;
         }
-        const char *s = L->src;
 
         // The end of the tag counts only outside brackets: "{{ {'a': {}} }}" is one expression.
-        if (L->depth == 0) {
-            size_t end = 0;
-            if (is_block && starts_with(L, pos, "+%}")) {
-                end = pos + 3;
-            } else if (starts_with(L, pos, is_block ? "-%}" : "-}}")) {
-                end = skip_space(L, pos + 3);
-            } else if (starts_with(L, pos, is_block ? "%}" : "}}")) {
-                end = pos + 2;
-                if (is_block && end < L->len && s[end] == '\n') {
-                    end++;
-                }
-            }
-            if (end) {
-                push(L, is_block ? TK_BLOCK_END : TK_VAR_END, pos);
-                L->line_starting = s[end - 1] == '\n';
-                L->pos = end;
-                return true;
-            }
+        size_t end = L->depth == 0 ? match_tag_end(L, pos, is_block) : 0;
+        if (end) {
+            push(L, is_block ? TK_BLOCK_END : TK_VAR_END, pos);
+            L->line_starting = L->src[end - 1] == '\n';
+            L->pos = end;
+            return true;
         }
 
         size_t space_end = skip_space(L, pos);
@@ -460,90 +574,13 @@ static bool lex_tag(Lexer *L, bool is_block) {
             L->pos = space_end;
             continue;
         }
-
-        size_t end = match_float(L, pos);
-        if (end > pos) {
-            char *digits = jarena_alloc(L->arena, end - pos + 1);
-            size_t k = 0;
-            for (size_t i = pos; i < end; i++) {
-                if (s[i] != '_') {
-                    digits[k++] = s[i];
-                }
-            }
-            JToken *t = push(L, TK_FLOAT, pos);
-            t->fval = strtod(digits, NULL);
-            L->pos = end;
+        // jinja2's order of rules: float, integer, name, string, operator.
+        if (lex_number(L, pos) || lex_name(L, pos) || lex_string(L, pos) || lex_operator(L, pos)) {
             continue;
         }
-
-        int base;
-        size_t digits_start;
-        end = match_integer(L, pos, &base, &digits_start);
-        if (end > pos) {
-            uint64_t v = 0;
-            for (size_t i = digits_start; i < end; i++) {
-                if (s[i] == '_') {
-                    continue;
-                }
-                uint64_t d = (uint64_t)hex_value(s[i]);
-                if (v > (UINT64_C(0x7fffffffffffffff) - d) / (uint64_t)base) {
-                    lex_fail(L, pos,
-                             "integer literal %s is outside the 64-bit range this interpreter "
-                             "supports",
-                             jarena_strndup(L->arena, s + pos, end - pos));
-                }
-                v = v * (uint64_t)base + d;
-            }
-            JToken *t = push(L, TK_INT, pos);
-            t->ival = (int64_t)v;
-            L->pos = end;
-            continue;
-        }
-
-        char c = s[pos];
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
-            end = pos + 1;
-            while (end < L->len && ((s[end] >= 'a' && s[end] <= 'z') || (s[end] >= 'A' && s[end] <= 'Z') ||
-                                    (s[end] >= '0' && s[end] <= '9') || s[end] == '_')) {
-                end++;
-            }
-            JToken *t = push(L, TK_NAME, pos);
-            t->text = jarena_strndup(L->arena, s + pos, end - pos);
-            t->len = end - pos;
-            L->pos = end;
-            continue;
-        }
-
-        if (c == '\'' || c == '"') {
-            size_t p = pos + 1;
-            while (p < L->len && s[p] != c) {
-                p += s[p] == '\\' ? 2 : 1;
-            }
-            if (p >= L->len) {
-                lex_fail(L, pos, "unterminated string literal starting with %s", c == '"' ? "'\"'" : "\"'\"");
-            }
-            JToken *t = push(L, TK_STRING, pos);
-            t->str = decode_string(L, pos + 1, p);
-            L->pos = p + 1;
-            continue;
-        }
-
-        bool matched = false;
-        for (size_t i = 0; i < ARRAY_LEN(OPERATORS) && !matched; i++) {
-            if (starts_with(L, pos, OPERATORS[i].text)) {
-                track_bracket(L, pos, OPERATORS[i].op);
-                JToken *t = push(L, TK_OP, pos);
-                t->op = OPERATORS[i].op;
-                L->pos = pos + strlen(OPERATORS[i].text);
-                matched = true;
-            }
-        }
-        if (!matched) {
-            size_t n;
-            jutf8_decode(s + pos, L->len - pos, &n);
-            lex_fail(L, pos, "unexpected character '%s' in a tag",
-                     jarena_strndup(L->arena, s + pos, n));
-        }
+        size_t n;
+        jutf8_decode(L->src + pos, L->len - pos, &n);
+        lex_fail(L, pos, "unexpected character '%s' in a tag", jarena_strndup(L->arena, L->src + pos, n));
     }
 }
 

@@ -32,6 +32,22 @@ JValue jv_str(JArena *a, const char *s, size_t len) {
     return (JValue){.kind = JV_STRING, .s = str};
 }
 
+JValue jv_str_concat(JArena *a, const char *s1, size_t len1, const char *s2, size_t len2) {
+    if (len1 > SIZE_MAX / 2 || len2 > SIZE_MAX / 2) {
+        jerr_throw(a->err, 0, 0, "string too large");
+    }
+    JStr *str = jarena_alloc(a, sizeof(JStr) + len1 + len2 + 1);
+    str->len = len1 + len2;
+    if (len1) {
+        memcpy(str->data, s1, len1);
+    }
+    if (len2) {
+        memcpy(str->data + len1, s2, len2);
+    }
+    str->data[str->len] = '\0';
+    return (JValue){.kind = JV_STRING, .s = str};
+}
+
 JValue jv_cstr(JArena *a, const char *s) {
     return jv_str(a, s, strlen(s));
 }
@@ -52,6 +68,14 @@ JValue jv_list(JArena *a, JListKind kind, size_t len) {
     l->items = jarena_alloc(a, len * sizeof(JValue));
     l->iter_type = "generator";
     return (JValue){.kind = JV_LIST, .l = l};
+}
+
+JValue jv_list_of(JArena *a, JListKind kind, const JValue *items, size_t len) {
+    JValue l = jv_list(a, kind, len);
+    if (len) {
+        memcpy(l.l->items, items, len * sizeof *items);
+    }
+    return l;
 }
 
 JValue jv_dict(JArena *a) {

@@ -1,8 +1,8 @@
-// test_jinja.c: the Jinja interpreter (engine/jinja*.c): statements, whitespace control, scopes,
-// macros, filters, tests, tojson, string methods and operators, compared with strings that jinja2
-// 3.1.2 rendered in the environment transformers 4.48 builds for chat templates
-// (ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loopcontrols, transformers'
-// tojson, and strftime_now with its clock at 2024-07-26 13:05:09). Also: errors with line numbers for
+// test_jinja.c: the Jinja interpreter (engine/jinja*.c). Statements, whitespace control, scopes,
+// macros, filters, tests, tojson, string methods and operators are compared with strings that jinja2
+// 3.1.2 rendered in the environment transformers 4.48 builds for chat templates. That environment is
+// an ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loopcontrols, transformers'
+// tojson, and here strftime_now with its clock at 2024-07-26 13:05:09. Also: errors with line numbers for
 // unsupported and malformed templates, runtime errors, limits, concurrent renders, and truncated or
 // mangled real templates that must give an error or a render, never a crash.
 #include "test.h"
@@ -25,7 +25,7 @@ typedef struct {
 // ----------------------------------------------------------------------------
 // Helpers
 
-// 2024-07-26 13:05:09 (local time), the clock strftime_now() sees in these tests.
+// 2024-07-26 13:05:09 (local time): the time strftime_now() formats in these tests.
 static const struct tm *test_clock(void) {
     static struct tm tm;
     tm = (struct tm){.tm_year = 124, .tm_mon = 6, .tm_mday = 26, .tm_hour = 13, .tm_min = 5, .tm_sec = 9};
