@@ -417,10 +417,7 @@ static bool repr_escapes(uint32_t cp) {
             return true;
         }
     }
-    static locale_t utf8 = (locale_t)0;
-    if (!utf8) {
-        utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-    }
+    locale_t utf8 = jtext_locale();
     return utf8 && !iswprint_l((wint_t)cp, utf8);
 }
 
