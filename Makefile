@@ -7,7 +7,13 @@
 #   make deps       check the system packages; installs missing ones when run as root
 #
 # Every build target first runs the package check, so a fresh Debian/Ubuntu machine needs only
-# `make demo` or `make test`.
+# `make demo` or `make test`. The build itself then runs in a second make, which reads the
+# pkg-config flags of packages the check may just have installed.
+#
+# CFLAGS and LDFLAGS are yours (default -O2 -g); qbias's own flags are added to them, so
+#   make BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined" LDFLAGS=-fsanitize=address,undefined test
+# builds and tests with sanitizers in build-asan/ (keep the build folder inside the repository:
+# the binaries find the data manifests from their own location).
 
 CC ?= cc
 BUILD := build
@@ -25,9 +31,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags libcjson openblas libcrypto libpcre2-8
 PKG_LIBS := $(shell pkg-config --libs libcjson openblas libcrypto libpcre2-8 icu-uc 2>/dev/null)
 
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(MARCH) $(PKG_CFLAGS) -MMD -MP
+QBIAS_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -fopenmp $(MARCH) $(PKG_CFLAGS) -MMD -MP
 ifeq ($(WERROR),1)
-  CFLAGS += -Werror
+  QBIAS_CFLAGS += -Werror
 endif
 LDLIBS += $(PKG_LIBS) -lm -lpthread
 
@@ -36,40 +42,45 @@ TEST_SOURCES := $(wildcard tests/*.c)
 LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps test demo clean
+.PHONY: all deps binaries test demo clean
 
-all: deps $(BUILD)/qbias
+all: deps
+	@$(MAKE) --no-print-directory $(BUILD)/qbias
+
+binaries: $(BUILD)/qbias $(BUILD)/qbias_tests
 
 deps:
 	@sh scripts/check-deps.sh $(DEB_PACKAGES)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(QBIAS_CFLAGS) $(CFLAGS) -c $< -o $@
 
 # Each instruction-set file is compiled for its own instruction set whatever the host, and used only
 # where the CPU has it (kernels/dispatch.c). -ffp-contract=off (also the ISO C default) keeps the
 # compiler from fusing multiplies and adds that the reference order keeps separate.
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/kernels/avx2.o: CFLAGS += -mavx2 -mfma -ffp-contract=off
-$(BUILD)/kernels/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mfma -ffp-contract=off
+$(BUILD)/kernels/avx2.o: QBIAS_CFLAGS += -mavx2 -mfma -ffp-contract=off
+$(BUILD)/kernels/avx512.o: QBIAS_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mfma -ffp-contract=off
 endif
-$(BUILD)/kernels/scalar.o: CFLAGS += -ffp-contract=off
+$(BUILD)/kernels/scalar.o: QBIAS_CFLAGS += -ffp-contract=off
 
 $(BUILD)/qbias: $(BUILD)/qbias.o $(LIB_OBJECTS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(QBIAS_CFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/qbias_tests: $(TEST_OBJECTS) $(LIB_OBJECTS)
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(QBIAS_CFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # The tests run with the machine's OPENBLAS_* settings untouched; the runner prints one line per
-# test and "N passed, N failed" last.
-test: deps $(BUILD)/qbias $(BUILD)/qbias_tests
-	./$(BUILD)/qbias_tests $(TESTS)
+# test and "N passed, N failed" last. QBIAS_BIN tells the end-to-end tests which binary to run.
+test: deps
+	@$(MAKE) --no-print-directory binaries
+	QBIAS_BIN=./$(BUILD)/qbias ./$(BUILD)/qbias_tests $(TESTS)
 
 # The main job: prints the Markdown summary and leaves every file in $(DEMO_OUT).
 DEMO_OUT ?= runs/demo
-demo: deps $(BUILD)/qbias
+demo: deps
+	@$(MAKE) --no-print-directory $(BUILD)/qbias
 	./$(BUILD)/qbias eval --model stories260K --quant fp32,rtn:w8g128,rtn:w4g128 \
 	    --probes stereoset,redditbias,crows_pairs --out $(DEMO_OUT)
 

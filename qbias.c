@@ -1,6 +1,7 @@
 // qbias.c: the command-line entry point. It parses arguments and dispatches to the subcommands
 // implemented in engine/, quant/ and probes/; nothing includes this file.
 #include <cblas.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +86,9 @@ static const char *option_value(const Option *options, int n, const char *name) 
 static int parse_int_option(const char *name, const char *text, long long min, long long max,
                             long long *out) {
     char *end = NULL;
+    errno = 0;
     long long value = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || value < min || value > max) {
+    if (end == text || *end != '\0' || errno == ERANGE || value < min || value > max) {
         fprintf(stderr, "error: %s must be a whole number from %lld to %lld, got '%s'\n", name, min,
                 max, text);
         return -1;
@@ -154,6 +156,31 @@ static Model *open_model(const char *model_arg, const char *data_dir) {
     return m;
 }
 
+// Loads only the tokenizer of a model: a GGUF file (vocabulary-only files included) or a Hugging
+// Face folder (tokenizer.json, or vocab.txt for BERT).
+static Tokenizer *open_tokenizer(const char *model_arg, const char *data_dir) {
+    Resolver *resolver = resolver_new(data_dir);
+    char *path = dir_exists(model_arg) ? xstrdup(model_arg) : resolver_find_model(resolver, model_arg);
+    resolver_free(resolver);
+    if (!path) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return NULL;
+    }
+    Tokenizer *tok = NULL;
+    if (dir_exists(path)) {
+        tok = tokenizer_load_hf(path);
+    } else {
+        GGUFFile *f = gguf_open(path);
+        tok = f ? tokenizer_load_gguf(f) : NULL;
+        gguf_close(f);
+    }
+    if (!tok) {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    free(path);
+    return tok;
+}
+
 // ----------------------------------------------------------------------------
 // qbias info
 
@@ -207,6 +234,10 @@ static int cmd_info(int argc, char **argv) {
         return 2;
     }
     const char *model_arg = n_positional ? positional[0] : option_value(options, 2, "--model");
+    if (!model_arg) {
+        fprintf(stderr, "usage: qbias info MODEL (a GGUF file or a bundled model name)\n");
+        return 2;
+    }
     Model *m = open_model(model_arg, option_value(options, 2, "--data-dir"));
     if (!m) {
         return 1;
@@ -243,21 +274,21 @@ static int cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n");
         return 2;
     }
-    Model *m = open_model(model_arg, option_value(options, n_options, "--data-dir"));
-    if (!m) {
+    Tokenizer *tok = open_tokenizer(model_arg, option_value(options, n_options, "--data-dir"));
+    if (!tok) {
         return 1;
     }
     int *ids = NULL, n = 0;
     bool add_special = !option_value(options, n_options, "--no-special");
     bool parse_special = option_value(options, n_options, "--parse-special") != NULL;
-    if (tokenizer_encode(m->tokenizer, text, strlen(text), add_special, parse_special, &ids, &n) != 0) {
+    if (tokenizer_encode(tok, text, strlen(text), add_special, parse_special, &ids, &n) != 0) {
         fprintf(stderr, "error: %s\n", err_msg());
-        model_free(m);
+        tokenizer_free(tok);
         return 1;
     }
     printf("%d tokens\n", n);
     for (int i = 0; i < n; i++) {
-        const char *piece = tokenizer_token_text(m->tokenizer, ids[i]);
+        const char *piece = tokenizer_token_text(tok, ids[i]);
         printf("%6d  ", ids[i]);
         // Show the stored piece as a JSON string so spaces and control bytes are visible.
         StrBuf sb;
@@ -267,7 +298,7 @@ static int cmd_tokenize(int argc, char **argv) {
         sb_free(&sb);
     }
     free(ids);
-    model_free(m);
+    tokenizer_free(tok);
     return 0;
 }
 
@@ -504,6 +535,8 @@ int main(int argc, char **argv) {
                     return 0;
                 }
             }
+            fprintf(stderr, "error: unknown command '%s'; run 'qbias help' for the list\n", argv[2]);
+            return 2;
         }
         print_help();
         return argc < 2 ? 2 : 0;

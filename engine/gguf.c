@@ -287,9 +287,12 @@ static int read_alignment(GGUFFile *f) {
         return err_set("%s: general.alignment has type %s, expected uint32", f->path,
                        gguf_type_name(v->type));
     }
-    if (v->u64 == 0 || (v->u64 & (v->u64 - 1)) != 0) {
-        return err_set("%s: general.alignment is %llu, expected a power of two", f->path,
-                       (unsigned long long)v->u64);
+    // ggml requires a power of two and the GGUF specification a multiple of 8; both together
+    // keep every F32/F16/BF16 tensor aligned for its element type.
+    if (v->u64 < 8 || (v->u64 & (v->u64 - 1)) != 0) {
+        return err_set("%s: general.alignment is %llu, expected a power of two of at least 8 (the "
+                       "GGUF specification requires a multiple of 8)",
+                       f->path, (unsigned long long)v->u64);
     }
     f->alignment = (uint32_t)v->u64;
     return 0;

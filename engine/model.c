@@ -135,8 +135,17 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
 
     // llama.cpp's default head size is n_embd / n_head; attention.key_length overrides it.
     c->head_dim = c->n_embd / c->n_head;
-    if (read_arch_int(f, a, "attention.key_length", false, 1, 1 << 16, &c->head_dim) < 0) {
+    int key_length = 0;
+    rc = read_arch_int(f, a, "attention.key_length", false, 1, 1 << 16, &key_length);
+    if (rc < 0) {
         return -1;
+    }
+    if (rc == 1) {
+        c->head_dim = key_length;
+    } else if (c->n_embd % c->n_head != 0) {
+        return err_set("%s: embedding_length %d is not a multiple of attention.head_count %d, and "
+                       "no attention.key_length gives the head size",
+                       f->path, c->n_embd, c->n_head);
     }
     int value_length = c->head_dim;
     if (read_arch_int(f, a, "attention.value_length", false, 1, 1 << 16, &value_length) < 0) {
@@ -344,6 +353,13 @@ Model *model_load(const char *path) {
     if (!f) {
         return NULL;
     }
+    if (f->n_tensors == 0) {
+        err_set("%s has no tensors: it is a vocabulary-only file, which `qbias tokenize` can use "
+                "but which cannot run",
+                path);
+        gguf_close(f);
+        return NULL;
+    }
     Model *m = xcalloc(1, sizeof *m);
     m->path = xstrdup(path);
     m->variant = xstrdup("fp32");
@@ -355,7 +371,7 @@ Model *model_load(const char *path) {
 
     m->tokenizer = tokenizer_load_gguf(f);
     if (!m->tokenizer) {
-        err_prefix("%s: cannot load the tokenizer", path);
+        err_prefix("cannot load the tokenizer");
         model_free(m);
         return NULL;
     }

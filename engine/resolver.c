@@ -749,15 +749,45 @@ static char *resolve_file(const Resolver *r, const Manifest *m, const ManifestFi
         free(dir);
     }
 
-    // The first copy found decides: a corrupt copy is an error, not a reason to search on.
+    // A user directory that does not exist is a mistake in the argument, not an empty place.
+    if (r->user.dir && !dir_exists(r->user.dir)) {
+        err_set("the data directory %s (%s) does not exist or is not a directory; fix the path, or "
+                "leave it unset to use the cache and the shared folder",
+                r->user.dir, r->user.origin);
+        for (int i = 0; i < 3; i++) {
+            free(candidates[i]);
+        }
+        return NULL;
+    }
+
+    // The first copy found decides: a corrupt copy is an error, not a reason to search on. So is
+    // something that is there but is not a regular file (a directory, a FIFO, a symlink loop).
     char *found = NULL;
     int first = -1;
-    for (int i = 0; i < 3 && first < 0; i++) {
-        if (candidates[i] && file_exists(candidates[i])) {
-            first = i;
+    int blocked = -1;
+    int blocked_errno = 0;
+    for (int i = 0; i < 3 && first < 0 && blocked < 0; i++) {
+        if (!candidates[i]) {
+            continue;
+        }
+        struct stat st;
+        if (stat(candidates[i], &st) == 0) {
+            if (S_ISREG(st.st_mode)) {
+                first = i;
+            } else {
+                blocked = i;
+            }
+        } else if (errno != ENOENT && errno != ENOTDIR) {
+            blocked = i;
+            blocked_errno = errno;
         }
     }
-    if (first < 0) {
+    if (blocked >= 0) {
+        err_set("%s: %s is there but is not a readable regular file (%s); remove it or replace it "
+                "with the data file (SHA-256 %s)",
+                m->name, candidates[blocked],
+                blocked_errno ? strerror(blocked_errno) : "a directory or special file", f->sha256);
+    } else if (first < 0) {
         report_missing(m, f, locations, candidates, 3);
     } else if (verify_copy(r, m, f, candidates[first]) == 0) {
         found = xstrdup(candidates[first]);

@@ -413,9 +413,10 @@ static int subgroup_section(const ProbeSummaryInput *input, const AlignedItems *
             PairStats *row = xcalloc((size_t)nv, sizeof(PairStats));
             for (int v = 0; v < nv; v++) {
                 if (pair_stats(a, v, b, a->categories[c], seen[k], false, &row[v]) != 0) {
+                    err_prefix("%s subgroup %s", input->probe, seen[k]);
                     free(row);
                     free(seen);
-                    return err_prefix("%s subgroup %s", input->probe, seen[k]);
+                    return -1;
                 }
                 cJSON *variant = cJSON_GetObjectItemCaseSensitive(variants_json, input->variants[v]);
                 cJSON *subgroups = cJSON_GetObjectItemCaseSensitive(variant, "subgroups");

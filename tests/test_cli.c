@@ -4,9 +4,11 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../engine/gguf.h"
 #include "../engine/util.h"
 #include "test.h"
 
@@ -27,6 +29,12 @@ static int run(const char *dir, const char *command, char **out, char **err) {
     free(out_path);
     free(err_path);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The binary under test: $QBIAS_BIN (set by `make test`), else ./build/qbias.
+static const char *qbias_bin(void) {
+    const char *bin = getenv("QBIAS_BIN");
+    return bin && *bin ? bin : "./build/qbias";
 }
 
 static char *read_text(const char *path) {
@@ -54,7 +62,7 @@ TEST(generate_matches_runc_greedy_texts) {
          "models/stories260K/expected_t1.0_p0.9_s133742_n256.txt"},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
-        char *command = xasprintf("./build/qbias generate --model '%s' %s -n %d", model_copy,
+        char *command = xasprintf("%s generate --model '%s' %s -n %d", qbias_bin(), model_copy,
                                   cases[i].prompt_arg, cases[i].new_tokens);
         char *out = NULL;
         CHECK_EQ_INT(run(dir, command, &out, NULL), 0);
@@ -71,14 +79,16 @@ TEST(generate_matches_runc_greedy_texts) {
 TEST(generate_counts_prompt_tokens_as_documented) {
     const char *dir = test_tmp_dir();
     char *out = NULL;
-    CHECK_EQ_INT(run(dir, "./build/qbias tokenize stories260K 'The doctor said'", &out, NULL), 0);
+    char *command = xasprintf("%s tokenize stories260K 'The doctor said'", qbias_bin());
+    CHECK_EQ_INT(run(dir, command, &out, NULL), 0);
+    free(command);
     CHECK(strncmp(out, "7 tokens", 8) == 0);
     free(out);
 }
 
 // Runs eval with the given extra arguments into `out_dir`.
 static int run_eval(const char *dir, const char *out_dir, const char *extra, char **err) {
-    char *command = xasprintf("./build/qbias eval --model stories260K --quiet --out '%s' %s",
+    char *command = xasprintf("%s eval --model stories260K --quiet --out '%s' %s", qbias_bin(),
                               out_dir, extra);
     int status = run(dir, command, NULL, err);
     free(command);
@@ -282,8 +292,9 @@ TEST(eval_reports_missing_data_with_fix) {
     char *cache = path_join(dir, "cache");
     char *out_dir = path_join(dir, "run");
     char *command = xasprintf("QBIAS_SHARED_DIR='%s/none' QBIAS_CACHE_DIR='%s' QBIAS_DATA_DIR= "
-                              "./build/qbias eval --model '%s' --probes stereoset --out '%s'",
-                              dir, cache, test_shared_path("models/stories260K/stories260K.gguf"),
+                              "%s eval --model '%s' --probes stereoset --out '%s'",
+                              dir, cache, qbias_bin(),
+                              test_shared_path("models/stories260K/stories260K.gguf"),
                               out_dir);
     char *err = NULL;
     CHECK(run(dir, command, NULL, &err) != 0);
@@ -316,5 +327,115 @@ TEST(eval_rejects_bad_arguments) {
     CHECK_MSG(strstr(err, "--limit") != NULL, "limit error: %s", err);
     free(err);
     CHECK_MSG(!dir_exists(out_dir), "a failed argument check created the output directory");
+    free(out_dir);
+}
+
+TEST(generate_samples_with_default_seed) {
+    const char *dir = test_tmp_dir();
+    char *command = xasprintf("%s generate --model stories260K --prompt Once -n 20 --temp 1",
+                              qbias_bin());
+    char *first = NULL, *second = NULL;
+    CHECK_EQ_INT(run(dir, command, &first, NULL), 0);
+    CHECK_EQ_INT(run(dir, command, &second, NULL), 0);
+    // Seed 0 must not leave xorshift stuck at state 0 (which would emit token 0 forever).
+    CHECK_MSG(strlen(first) > 30, "sampled text is too short: '%s'", first);
+    CHECK_STR(first, second);
+    free(first);
+    free(second);
+    free(command);
+}
+
+// Writes stories260K with one weight of blk.0.attn_q set to NaN.
+static char *write_nan_model(const char *dir) {
+    GGUFFile *src = gguf_open(test_shared_path("models/stories260K/stories260K.gguf"));
+    REQUIRE(src != NULL);
+    GGUFWriter *w = gguf_writer_new();
+    for (uint64_t i = 0; i < src->n_kv; i++) {
+        gguf_writer_copy_key(w, src, src->kv[i].key);
+    }
+    float *poisoned = NULL;
+    for (uint64_t i = 0; i < src->n_tensors; i++) {
+        const GGUFTensor *t = &src->tensors[i];
+        const void *data = t->data;
+        if (strcmp(t->name, "blk.0.attn_q.weight") == 0) {
+            poisoned = xmalloc(t->nbytes);
+            memcpy(poisoned, t->data, t->nbytes);
+            poisoned[5] = NAN;
+            data = poisoned;
+        }
+        gguf_writer_add_tensor(w, t->name, t->type, (int)t->n_dims, t->ne, data);
+    }
+    char *path = path_join(dir, "nan.gguf");
+    REQUIRE_OK(gguf_writer_write(w, path));
+    gguf_writer_free(w);
+    gguf_close(src);
+    free(poisoned);
+    return path;
+}
+
+TEST(eval_rejects_model_producing_nan) {
+    const char *dir = test_tmp_dir();
+    char *model = write_nan_model(dir);
+    char *out_dir = path_join(dir, "run");
+    char *command = xasprintf("%s eval --model '%s' --probes crows_pairs --limit 3 --quiet --out '%s'",
+                              qbias_bin(), model, out_dir);
+    char *err = NULL;
+    CHECK(run(dir, command, NULL, &err) != 0);
+    CHECK_MSG(strstr(err, "non-finite") && strstr(err, "item 0"), "unclear error: %s", err);
+    char *summary = path_join(out_dir, "summary.json");
+    CHECK(!file_exists(summary));
+    free(summary);
+    free(err);
+    free(command);
+    free(out_dir);
+    free(model);
+}
+
+// Runs a short eval, applies `edit` to items.jsonl (or removes run.json), reruns and expects an
+// error containing `expected`.
+static void check_rejected_edit(const char *edit_command, const char *expected) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    const char *args = "--quant fp32 --probes crows_pairs --limit 5";
+    char *err = NULL;
+    REQUIRE_MSG(run_eval(dir, out_dir, args, &err) == 0, "eval failed: %s", err);
+    free(err);
+    char *command = xasprintf("cd '%s' && %s", out_dir, edit_command);
+    REQUIRE(system(command) == 0);
+    err = NULL;
+    CHECK(run_eval(dir, out_dir, args, &err) != 0);
+    CHECK_MSG(strstr(err, expected) != NULL, "error for '%s' lacks '%s': %s", edit_command,
+              expected, err);
+    free(err);
+    free(command);
+    free(out_dir);
+}
+
+TEST(eval_rejects_tampered_run_dirs) {
+    check_rejected_edit("rm run.json", "no run.json");
+    check_rejected_edit("sed -n 2p items.jsonl >> items.jsonl", "both hold item");
+    check_rejected_edit("sed -i '3s/\"item\":[0-9]*/\"item\":99999999/' items.jsonl",
+                        "not part of this run");
+    check_rejected_edit("sed -i '2s/\"logprob\":-/\"logprob\":/' items.jsonl", "logprob");
+    check_rejected_edit("sed -i '4s/.*/garbage/' items.jsonl", "line 4 is not a valid record");
+}
+
+TEST(eval_rejects_concurrent_run) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    REQUIRE_OK(dir_create(out_dir));
+    char *lock = path_join(out_dir, ".qbias.lock");
+    // Hold the lock the way a running eval does.
+    int fd = -1;
+    FILE *f = fopen(lock, "w");
+    REQUIRE(f != NULL);
+    fd = fileno(f);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    char *err = NULL;
+    CHECK(run_eval(dir, out_dir, "--probes crows_pairs --limit 2", &err) != 0);
+    CHECK_MSG(strstr(err, "another qbias process") != NULL, "error: %s", err);
+    fclose(f);
+    free(err);
+    free(lock);
     free(out_dir);
 }

@@ -67,6 +67,8 @@ static const char *setup_toy(void) {
 
     char *user = xasprintf("%s/user", tmp), *cache = xasprintf("%s/cache", tmp);
     char *shared = xasprintf("%s/shared", tmp);
+    // The user directory must exist (a missing one is an error); the others may be empty.
+    REQUIRE_OK(dir_create(user));
     setenv("QBIAS_DATA_DIR", user, 1);
     setenv("QBIAS_CACHE_DIR", cache, 1);
     setenv("QBIAS_SHARED_DIR", shared, 1);
@@ -440,4 +442,29 @@ TEST(resolver_find_model_by_name_or_path) {
     free(by_name);
     free(by_path);
     resolver_free(r);
+}
+
+TEST(resolver_rejects_missing_user_dir_and_blocked_paths) {
+    const char *tmp = setup_toy();
+    char *missing = xasprintf("%s/no-such-dir", tmp);
+    setenv("QBIAS_DATA_DIR", missing, 1);
+    Resolver *r = resolver_new(NULL);
+    CHECK(resolver_find(r, "toy", toy_path) == NULL);
+    CHECK_MSG(strstr(err_msg(), "does not exist") && strstr(err_msg(), missing),
+              "unclear error: %s", err_msg());
+    resolver_free(r);
+
+    // A directory where the data file should be is reported, not skipped.
+    char *user = xasprintf("%s/user", tmp);
+    char *blocked = xasprintf("%s/toy/sub/a.txt", user);
+    REQUIRE_OK(dir_create(blocked));
+    setenv("QBIAS_DATA_DIR", user, 1);
+    r = resolver_new(NULL);
+    CHECK(resolver_find(r, "toy", toy_path) == NULL);
+    CHECK_MSG(strstr(err_msg(), "not a readable regular file") && strstr(err_msg(), blocked),
+              "unclear error: %s", err_msg());
+    resolver_free(r);
+    free(blocked);
+    free(user);
+    free(missing);
 }
