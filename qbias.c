@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/chat_source.h"
+#include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/resolver.h"
@@ -303,6 +305,70 @@ static int cmd_tokenize(int argc, char **argv) {
 }
 
 // ----------------------------------------------------------------------------
+// qbias chat-template
+
+static int cmd_chat_template(int argc, char **argv) {
+    Option options[] = {{"--model", "-m", true, NULL},
+                        {"--messages", NULL, true, NULL},
+                        {"--add-generation-prompt", NULL, false, NULL},
+                        {"--continue-final-message", NULL, false, NULL},
+                        {"--data-dir", NULL, true, NULL}};
+    const int n_options = (int)ARRAY_LEN(options);
+    const char *positional[1];
+    int n_positional = 0;
+    if (parse_args("chat-template", argc, argv, options, n_options, positional, 1, &n_positional) != 0) {
+        return 2;
+    }
+    const char *model_arg = n_positional ? positional[0] : option_value(options, n_options, "--model");
+    const char *messages_path = option_value(options, n_options, "--messages");
+    if (!model_arg || !messages_path) {
+        fprintf(stderr, "usage: qbias chat-template MODEL --messages FILE.json "
+                        "[--add-generation-prompt] [--continue-final-message]\n");
+        return 2;
+    }
+
+    Resolver *resolver = resolver_new(option_value(options, n_options, "--data-dir"));
+    char *path = dir_exists(model_arg) ? xstrdup(model_arg) : resolver_find_model(resolver, model_arg);
+    resolver_free(resolver);
+    char *template_text = NULL, *bos = NULL, *eos = NULL, *text = NULL, *rendered = NULL;
+    size_t len = 0;
+    cJSON *messages = NULL;
+    int rc = path ? chat_source_read(path, &template_text, &bos, &eos) : -1;
+    if (rc == 0) {
+        rc = file_read_all(messages_path, &text, &len);
+    }
+    if (rc == 0) {
+        messages = cJSON_Parse(text);
+        if (!cJSON_IsArray(messages)) {
+            rc = err_set("%s must hold a JSON array of messages ({\"role\": ..., \"content\": ...})",
+                         messages_path);
+        }
+    }
+    if (rc == 0) {
+        ChatTemplateOptions opt = {
+            .add_generation_prompt = option_value(options, n_options, "--add-generation-prompt") != NULL,
+            .continue_final_message = option_value(options, n_options, "--continue-final-message") != NULL,
+            .bos_token = bos,
+            .eos_token = eos,
+        };
+        rc = chat_template_render(template_text, messages, &opt, &rendered);
+    }
+    if (rc == 0) {
+        fputs(rendered, stdout);
+    } else {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    cJSON_Delete(messages);
+    free(rendered);
+    free(text);
+    free(template_text);
+    free(bos);
+    free(eos);
+    free(path);
+    return rc == 0 ? 0 : 1;
+}
+
+// ----------------------------------------------------------------------------
 // qbias generate
 
 typedef struct {
@@ -503,6 +569,13 @@ static const Command commands[] = {
      "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n"
      "\n  --no-special      do not add BOS/EOS\n"
      "  --parse-special   match special-token texts such as <s> in TEXT\n"},
+    {"chat-template", cmd_chat_template, "render a conversation with the model's chat template",
+     "usage: qbias chat-template MODEL --messages FILE.json [--add-generation-prompt]\n"
+     "                           [--continue-final-message]\n"
+     "\nMODEL is a GGUF file (tokenizer.chat_template) or a Hugging Face folder\n"
+     "(tokenizer_config.json). The text is rendered as transformers 4.48's apply_chat_template.\n"
+     "  --add-generation-prompt    end with the header of the assistant's turn\n"
+     "  --continue-final-message   leave the final message open, as for a prefilled reply\n"},
     {"generate", cmd_generate, "continue a prompt (greedy, or sampled with --temp)",
      "usage: qbias generate --model MODEL [--prompt TEXT] [-n N] [--temp T] [--top-p P] [--seed S]\n"
      "\n  -n, --n-predict N   new tokens to generate (default 256); stops early at EOS or BOS\n"

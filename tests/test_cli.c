@@ -439,3 +439,55 @@ TEST(eval_rejects_concurrent_run) {
     free(lock);
     free(out_dir);
 }
+
+// `qbias chat-template` on a Hugging Face folder renders the BOLD prefill case as transformers.
+TEST(chat_template_command_renders_prefill) {
+    const char *dir = test_tmp_dir();
+    char *text = read_text(test_shared_path("reference/chat-templates/cases.json"));
+    cJSON *all = cJSON_Parse(text);
+    free(text);
+    REQUIRE(all != NULL);
+    const cJSON *c, *chosen = NULL;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(all, "cases")) {
+        if (strcmp(cJSON_GetObjectItem(c, "template")->valuestring, "qwen2.5-instruct") == 0 &&
+            strcmp(cJSON_GetObjectItem(c, "case")->valuestring,
+                   "4_bold_prefill_continue_final_message") == 0) {
+            chosen = c;
+        }
+    }
+    REQUIRE(chosen != NULL);
+    char *template_text = read_text(
+        test_shared_path("reference/chat-templates/templates/qwen2.5-instruct.jinja"));
+    cJSON *config = cJSON_CreateObject();
+    cJSON_AddStringToObject(config, "chat_template", template_text);
+    const cJSON *special = cJSON_GetObjectItem(chosen, "special_tokens");
+    const char *keys[] = {"bos_token", "eos_token"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *v = cJSON_GetObjectItem(special, keys[k]);
+        cJSON_AddItemToObject(config, keys[k], v ? cJSON_Duplicate(v, true) : cJSON_CreateNull());
+    }
+    char *config_text = cJSON_Print(config);
+    char *config_path = path_join(dir, "tokenizer_config.json");
+    REQUIRE_OK(file_write_atomic(config_path, config_text, strlen(config_text)));
+    char *messages_text = cJSON_Print(cJSON_GetObjectItem(chosen, "messages"));
+    char *messages_path = path_join(dir, "messages.json");
+    REQUIRE_OK(file_write_atomic(messages_path, messages_text, strlen(messages_text)));
+
+    char *command = xasprintf("%s chat-template '%s' --messages '%s' --continue-final-message",
+                              qbias_bin(), dir, messages_path);
+    char *out = NULL, *err = NULL;
+    CHECK_EQ_INT(run(dir, command, &out, &err), 0);
+    CHECK_MSG(strcmp(out, cJSON_GetObjectItem(chosen, "rendered")->valuestring) == 0,
+              "rendered\n%s\nexpected\n%s\n(stderr: %s)", out,
+              cJSON_GetObjectItem(chosen, "rendered")->valuestring, err);
+    free(out);
+    free(err);
+    free(command);
+    free(messages_path);
+    cJSON_free(messages_text);
+    free(config_path);
+    cJSON_free(config_text);
+    cJSON_Delete(config);
+    free(template_text);
+    cJSON_Delete(all);
+}
