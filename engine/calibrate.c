@@ -574,7 +574,8 @@ static void awq_clip_linear(Runner *r, const QuantRecipe *recipe, float *w, int 
     free(max_val);
 }
 
-static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Features *f) {
+static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Features *f,
+                      QuantReport *report) {
     int d = r->d;
     Taps taps = {.qkv = NULL};
 
@@ -601,6 +602,7 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
     migrate_scale_columns(w->v, r->kv_dim, d, s);
     migrate_divide_columns(f->qkv, n, d, s);
     free(s);
+    report->n_scale_searches++;
 
     // o: scales folded into v's output rows, possible only when v's outputs are o's inputs
     // (no grouped-query attention), as llmc's subset_transform checks.
@@ -612,6 +614,7 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
         migrate_scale_columns(w->o, d, r->q_dim, s);
         migrate_divide_columns(f->o, n, r->q_dim, s);
         free(s);
+        report->n_scale_searches++;
     }
 
     // gate, up: scales folded into the feed-forward norm.
@@ -623,6 +626,7 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
     migrate_scale_columns(w->up, r->n_ff, d, s);
     migrate_divide_columns(f->gate_up, n, d, s);
     free(s);
+    report->n_scale_searches++;
 
     // down: scales folded into up's output rows.
     const float *dn[] = {w->down};
@@ -632,6 +636,7 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
     migrate_scale_columns(w->down, d, r->n_ff, s);
     migrate_divide_columns(f->down, n, r->n_ff, s);
     free(s);
+    report->n_scale_searches++;
 
     // Clipping of every linear but q and k (their errors pass through the softmax, which the
     // per-group output error does not see; llm-awq and llmc skip them).
@@ -681,7 +686,7 @@ int calibrate_awq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cal
         if (rc != 0) {
             break;
         }
-        awq_block(&r, recipe, &w, &f);
+        awq_block(&r, recipe, &w, &f, report);
         round_block(&r, recipe, &w, report);
         // quant_out: the next block sees this block's quantized output.
         for (int c = 0; c < r.n_chunks; c++) {

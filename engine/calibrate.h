@@ -31,6 +31,7 @@ typedef struct {
     int n_damp_retries;         // GPTQ: factorizations that failed before one succeeded
     int n_compensation_failed;  // GPTQ: matrices rounded without error compensation
     double max_damp;            // GPTQ: largest damping fraction used
+    int n_scale_searches;       // AWQ: subsets whose scales were searched and folded
     double seconds;             // wall-clock time
 } QuantReport;
 

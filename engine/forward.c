@@ -357,13 +357,15 @@ void block_swiglu(float *gate, const float *up, size_t count) {
 // Softmax of row i of scores [n, n] over columns 0..i (causal), zeroing the columns after i so
 // that the product with V can run over the full row. Sums accumulate in double, as attend().
 static void causal_softmax_row(float *row, int i, int n) {
-    float max_score = -INFINITY;
+    float max_score = row[0];
+    for (int j = 1; j <= i; j++) {
+        max_score = row[j] > max_score ? row[j] : max_score;
+    }
     for (int j = 0; j <= i; j++) {
-        max_score = fmaxf(max_score, row[j]);
+        row[j] = expf(row[j] - max_score);
     }
     double sum = 0.0;
     for (int j = 0; j <= i; j++) {
-        row[j] = expf(row[j] - max_score);
         sum += row[j];
     }
     float inv_sum = (float)(1.0 / sum);

@@ -10,6 +10,7 @@
 #include "../engine/quantize.h"
 #include "../engine/util.h"
 #include "../quant/spec_methods.h"
+#include "quant_helpers.h"
 #include "test.h"
 
 // ----------------------------------------------------------------------------
@@ -87,12 +88,6 @@ TEST(recipe_rejects_invalid_forms) {
 // ----------------------------------------------------------------------------
 // Calibration text
 
-static Model *load_stories(void) {
-    Model *m = model_load(test_shared_path("models/stories260K/stories260K.gguf"));
-    REQUIRE_MSG(m != NULL, "model_load failed: %s", err_msg());
-    return m;
-}
-
 static const char *write_text(const char *name, const char *text) {
     static char path[512];
     snprintf(path, sizeof path, "%s/%s", test_tmp_dir(), name);
@@ -146,7 +141,7 @@ TEST(calib_options_follow_study) {
 }
 
 TEST(calib_windows_deterministic_per_seed) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_stories(200);
     CalibrationSet *a = load_set(m, path, CALIB_SAMPLING_WINDOWS, 8, 64, 42);
     CalibrationSet *b = load_set(m, path, CALIB_SAMPLING_WINDOWS, 8, 64, 42);
@@ -166,7 +161,7 @@ TEST(calib_windows_deterministic_per_seed) {
 }
 
 TEST(calib_packed_cuts_whole_samples) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_stories(300);
     CalibrationSet *set = load_set(m, path, CALIB_SAMPLING_PACKED, 64, 128, 42);
     // 64 documents of about 30 tokens each, packed: fewer samples than documents.
@@ -186,7 +181,7 @@ TEST(calib_packed_cuts_whole_samples) {
 }
 
 TEST(calib_truncated_one_document_per_sample) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_stories(50);
     CalibrationSet *set = load_set(m, path, CALIB_SAMPLING_TRUNCATED, 20, 16, 42);
     CHECK_EQ_INT(set->n_samples, 20);
@@ -206,7 +201,7 @@ TEST(calib_truncated_one_document_per_sample) {
 }
 
 TEST(calib_short_text_scaled_down) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_text("short.txt", "Tom had a red ball.\n");
     CalibrationSet *set = load_set(m, path, CALIB_SAMPLING_WINDOWS, 4, 256, 42);
     CHECK_EQ_INT(set->n_samples, 4);
@@ -222,7 +217,7 @@ TEST(calib_short_text_scaled_down) {
 }
 
 TEST(calib_seq_len_limited_to_context) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_stories(400);
     CalibrationSet *set = load_set(m, path, CALIB_SAMPLING_WINDOWS, 2, 2048, 42);
     CHECK_EQ_INT(set->options.seq_len, m->config.n_ctx_train);
@@ -232,7 +227,7 @@ TEST(calib_seq_len_limited_to_context) {
 }
 
 TEST(calib_jsonl_text_field) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     const char *path = write_text("docs.jsonl", "{\"text\": \"Tom went to the park.\"}\n\n"
                                                 "{\"text\": \"Lily saw a cat.\", \"id\": 2}\n");
     CalibrationSet *set = load_set(m, path, CALIB_SAMPLING_TRUNCATED, 5, 64, 1);
@@ -248,7 +243,7 @@ TEST(calib_jsonl_text_field) {
 }
 
 TEST(calib_rejects_wikitext2_test) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     CalibOptions o = {.path = test_shared_path("data/wikitext-2-raw/wiki.test.raw"),
                       .n_samples = 2, .seq_len = 16, .seed = 1,
                       .sampling = CALIB_SAMPLING_WINDOWS};
@@ -269,7 +264,7 @@ TEST(calib_rejects_wikitext2_test) {
 }
 
 TEST(calib_missing_file_error) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     CalibOptions o = {.path = "/nonexistent/calib.txt", .n_samples = 2, .seq_len = 16,
                       .sampling = CALIB_SAMPLING_WINDOWS};
     CHECK(calib_set_load(m->tokenizer, 512, NULL, &o) == NULL);
@@ -280,7 +275,7 @@ TEST(calib_missing_file_error) {
 }
 
 TEST(calib_default_c4_subset) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     Resolver *r = resolver_new(NULL);
     CalibOptions o;
     calib_options_default(QUANT_ALGO_AWQ, &o);
@@ -297,9 +292,6 @@ TEST(calib_default_c4_subset) {
 
 // ----------------------------------------------------------------------------
 // Block pieces against model_forward
-
-static const int story_tokens[] = {1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298,
-                                   315, 268, 287, 261, 384, 297, 337, 276, 283, 291, 261};
 
 // Logits of one sequence computed with the block pieces of forward.h.
 static float *logits_from_blocks(const Model *m, const int *tokens, int n) {
@@ -354,30 +346,11 @@ static float *logits_from_blocks(const Model *m, const int *tokens, int n) {
     return logits;
 }
 
-static float *logits_from_forward(const Model *m, const int *tokens, int n) {
-    const ModelConfig *c = &m->config;
-    int *pos = xmalloc((size_t)n * sizeof(int)), *seq = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-    }
-    KVCache *kv = kv_cache_new(c, 1, n);
-    float *hidden = xmalloc((size_t)n * c->n_embd * sizeof(float));
-    float *logits = xmalloc((size_t)n * c->n_vocab * sizeof(float));
-    Batch b = {.n_tokens = n, .tokens = tokens, .pos = pos, .seq = seq};
-    REQUIRE_OK(model_forward(m, kv, &b, hidden));
-    model_logits(m, hidden, n, logits);
-    kv_cache_free(kv);
-    free(hidden);
-    free(pos);
-    free(seq);
-    return logits;
-}
-
 TEST(block_pieces_match_model_forward) {
-    Model *m = load_stories();
-    int n = (int)ARRAY_LEN(story_tokens);
-    float *a = logits_from_blocks(m, story_tokens, n);
-    float *b = logits_from_forward(m, story_tokens, n);
+    Model *m = qtest_load_stories();
+    int n = QTEST_N_STORY;
+    float *a = logits_from_blocks(m, qtest_story_tokens, n);
+    float *b = qtest_logits(m, qtest_story_tokens, n);
     double max_diff = 0;
     for (size_t i = 0; i < (size_t)n * m->config.n_vocab; i++) {
         max_diff = fmax(max_diff, fabs(a[i] - b[i]));
@@ -390,9 +363,9 @@ TEST(block_pieces_match_model_forward) {
 }
 
 TEST(collect_inputs_shapes_and_first_block) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     int lengths[] = {12, 10};
-    CalibrationSet *cs = calib_set_from_tokens(story_tokens, lengths, 2);
+    CalibrationSet *cs = calib_set_from_tokens(qtest_story_tokens, lengths, 2);
     const ModelConfig *c = &m->config;
     int n = 0, dim = 0;
 
@@ -403,7 +376,7 @@ TEST(collect_inputs_shapes_and_first_block) {
     // Block 0's q/k/v input is the normalized embedding.
     float *e = xmalloc((size_t)c->n_embd * sizeof(float));
     float *expected = xmalloc((size_t)c->n_embd * sizeof(float));
-    weight_row_to_f32(&m->token_embd, story_tokens[13], e);
+    weight_row_to_f32(&m->token_embd, qtest_story_tokens[13], e);
     block_rmsnorm(m, m->layers[0].attn_norm, e, 1, expected);
     for (int j = 0; j < c->n_embd; j++) {
         CHECK_NEAR(x[(size_t)13 * dim + j], expected[j], 1e-6);
@@ -426,10 +399,10 @@ TEST(collect_inputs_shapes_and_first_block) {
 
 // Each sample is its own sequence: the second sample's inputs do not depend on the first.
 TEST(collect_inputs_samples_independent) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     int lengths2[] = {12, 10}, lengths1[] = {10};
-    CalibrationSet *both = calib_set_from_tokens(story_tokens, lengths2, 2);
-    CalibrationSet *second = calib_set_from_tokens(story_tokens + 12, lengths1, 1);
+    CalibrationSet *both = calib_set_from_tokens(qtest_story_tokens, lengths2, 2);
+    CalibrationSet *second = calib_set_from_tokens(qtest_story_tokens + 12, lengths1, 1);
     int n = 0, dim = 0, n2 = 0, dim2 = 0;
     float *a = calib_collect_inputs(m, both, 3, BLOCK_INPUT_GATE_UP, &n, &dim);
     float *b = calib_collect_inputs(m, second, 3, BLOCK_INPUT_GATE_UP, &n2, &dim2);
@@ -448,7 +421,7 @@ TEST(collect_inputs_samples_independent) {
 }
 
 TEST(runtime_quant_from_variant_id) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     RuntimeQuant rq;
     model_runtime_quant(m, &rq);
     CHECK_EQ_INT(rq.act_bits, 0);
@@ -467,7 +440,7 @@ TEST(runtime_quant_from_variant_id) {
 }
 
 TEST(calibrated_methods_need_calibration) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     QuantRecipe r;
     char error[1024];
     REQUIRE(quant_recipe_parse("gptq:w4g128", &r, error, sizeof error) == 0);
@@ -475,7 +448,7 @@ TEST(calibrated_methods_need_calibration) {
     CHECK_MSG(strstr(err_msg(), "calibration") != NULL, "message: %s", err_msg());
     // The base model itself is never quantized in place.
     int lengths[] = {12};
-    CalibrationSet *cs = calib_set_from_tokens(story_tokens, lengths, 1);
+    CalibrationSet *cs = calib_set_from_tokens(qtest_story_tokens, lengths, 1);
     CHECK(model_quantize_weights(m, &r, cs, NULL) == -1);
     calib_set_free(cs);
     model_free(m);

@@ -12,17 +12,12 @@
 #include "../quant/calib.h"
 #include "../quant/gptq.h"
 #include "../quant/rtn.h"
+#include "quant_helpers.h"
 #include "test.h"
-
-// Deterministic pseudo-random values in [-1, 1).
-static float uniform(unsigned *state) {
-    *state = *state * 1664525u + 1013904223u;
-    return (float)((*state >> 8) & 0xFFFFFF) / (float)(1 << 23) - 1.0f;
-}
 
 static void fill(float *x, size_t n, unsigned seed) {
     for (size_t i = 0; i < n; i++) {
-        x[i] = uniform(&seed);
+        x[i] = qtest_uniform(&seed);
     }
 }
 
@@ -32,10 +27,10 @@ static float *correlated_inputs(int n, int cols, unsigned seed) {
     float factors[4];
     for (int t = 0; t < n; t++) {
         for (int f = 0; f < 4; f++) {
-            factors[f] = uniform(&seed);
+            factors[f] = qtest_uniform(&seed);
         }
         for (int j = 0; j < cols; j++) {
-            float v = factors[j % 4] + 0.3f * uniform(&seed);
+            float v = factors[j % 4] + 0.3f * qtest_uniform(&seed);
             x[(size_t)t * cols + j] = v * (j % 7 == 0 ? 4.0f : 1.0f);
         }
     }
@@ -385,27 +380,15 @@ TEST(gptq_rejects_nonfinite_input) {
 // ----------------------------------------------------------------------------
 // Real activations of stories260K, through the calibration driver
 
-static Model *load_stories(void) {
-    Model *m = model_load(test_shared_path("models/stories260K/stories260K.gguf"));
-    REQUIRE_MSG(m != NULL, "model_load failed: %s", err_msg());
-    return m;
-}
-
 // Calibration samples from the default C4 subset. Packed sampling reads only the documents it
 // needs, which keeps the tests fast; windows sampling tokenizes the whole file.
 static CalibrationSet *stories_calibration(const Model *m, int n_samples, int seq_len,
                                            uint64_t seed) {
-    Resolver *r = resolver_new(NULL);
-    CalibOptions o = {.n_samples = n_samples, .seq_len = seq_len, .seed = seed,
-                      .sampling = CALIB_SAMPLING_PACKED};
-    CalibrationSet *cs = calib_set_load(m->tokenizer, m->config.n_ctx_train, r, &o);
-    resolver_free(r);
-    REQUIRE_MSG(cs != NULL, "%s", err_msg());
-    return cs;
+    return qtest_c4_calibration(m, CALIB_SAMPLING_PACKED, n_samples, seq_len, seed);
 }
 
 TEST(gptq_beats_rtn_on_stories_activations) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     CalibrationSet *cs = stories_calibration(m, 16, 128, 42);
     struct {
         BlockInput input;
@@ -452,74 +435,14 @@ TEST(gptq_beats_rtn_on_stories_activations) {
     model_free(m);
 }
 
-static QuantRecipe recipe(const char *text) {
-    QuantRecipe r;
-    char error[1024];
-    REQUIRE_MSG(quant_recipe_parse(text, &r, error, sizeof error) == 0, "%s", error);
-    return r;
-}
-
-// Mean over positions of the KL divergence of a variant's next-token distribution from the base
-// model's, on a held-out story of 256 tokens that llama2.c's run.c sampled from the model.
-static double kl_from_base(const Model *base, const Model *v) {
-    char *text = NULL;
-    size_t len = 0;
-    REQUIRE_OK(file_read_all(
-        test_shared_path("models/stories260K/expected_t1.0_p0.9_s133742_n256.txt"), &text, &len));
-    int *ids = NULL, n = 0;
-    REQUIRE_OK(tokenizer_encode(base->tokenizer, text, len, true, false, &ids, &n));
-    free(text);
-    const ModelConfig *c = &base->config;
-    int *pos = xmalloc((size_t)n * sizeof(int)), *seq = xcalloc((size_t)n, sizeof(int));
-    for (int i = 0; i < n; i++) {
-        pos[i] = i;
-    }
-    Batch b = {.n_tokens = n, .tokens = ids, .pos = pos, .seq = seq};
-    float *hidden = xmalloc((size_t)n * c->n_embd * sizeof(float));
-    float *lp[2];
-    const Model *models[2] = {base, v};
-    for (int k = 0; k < 2; k++) {
-        KVCache *kv = kv_cache_new(c, 1, n);
-        REQUIRE_OK(model_forward(models[k], kv, &b, hidden));
-        lp[k] = xmalloc((size_t)n * c->n_vocab * sizeof(float));
-        model_logits(models[k], hidden, n, lp[k]);
-        kv_cache_free(kv);
-        for (int t = 0; t < n; t++) {
-            float *row = lp[k] + (size_t)t * c->n_vocab;
-            double mx = -INFINITY, sum = 0;
-            for (int i = 0; i < c->n_vocab; i++) {
-                mx = fmax(mx, row[i]);
-            }
-            for (int i = 0; i < c->n_vocab; i++) {
-                sum += exp(row[i] - mx);
-            }
-            for (int i = 0; i < c->n_vocab; i++) {
-                row[i] = (float)(row[i] - mx - log(sum));
-            }
-        }
-    }
-    double kl = 0;
-    for (size_t i = 0; i < (size_t)n * c->n_vocab; i++) {
-        kl += exp(lp[0][i]) * (lp[0][i] - lp[1][i]);
-    }
-    kl /= n;
-    free(lp[0]);
-    free(lp[1]);
-    free(hidden);
-    free(pos);
-    free(seq);
-    free(ids);
-    return kl;
-}
-
 TEST(gptq_model_closer_to_fp32_than_rtn) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     CalibrationSet *cs = stories_calibration(m, 32, 256, 42);
     const char *pairs[][2] = {{"gptq:w3g32", "rtn:w3g32"},
                               {"gptq:w4g32", "rtn:w4g32"},
                               {"gptq:w4c", "rtn:w4c"}};
     for (size_t i = 0; i < ARRAY_LEN(pairs); i++) {
-        QuantRecipe rg = recipe(pairs[i][0]), rr = recipe(pairs[i][1]);
+        QuantRecipe rg = qtest_recipe(pairs[i][0]), rr = qtest_recipe(pairs[i][1]);
         QuantReport report;
         Model *g = model_make_quantized(m, &rg, cs, &report);
         REQUIRE_MSG(g != NULL, "%s", err_msg());
@@ -527,7 +450,7 @@ TEST(gptq_model_closer_to_fp32_than_rtn) {
         REQUIRE_MSG(r != NULL, "%s", err_msg());
         CHECK_EQ_INT(report.n_linears, 7 * m->config.n_layer);
         CHECK_EQ_INT(report.n_compensation_failed, 0);
-        double kl_g = kl_from_base(m, g), kl_r = kl_from_base(m, r);
+        double kl_g = qtest_kl_from_base(m, g), kl_r = qtest_kl_from_base(m, r);
         printf("  KL from fp32: %s %.4f, %s %.4f\n", pairs[i][0], kl_g, pairs[i][1], kl_r);
         CHECK_MSG(kl_g < kl_r, "%s KL %g is not below %s KL %g", pairs[i][0], kl_g, pairs[i][1],
                   kl_r);
@@ -558,10 +481,10 @@ static bool same_block_weights(const Model *a, const Model *b) {
 }
 
 TEST(gptq_deterministic_for_seed) {
-    Model *m = load_stories();
+    Model *m = qtest_load_stories();
     CalibrationSet *a = stories_calibration(m, 8, 128, 7);
     CalibrationSet *b = stories_calibration(m, 8, 128, 8);
-    QuantRecipe r = recipe("gptq:w4g32");
+    QuantRecipe r = qtest_recipe("gptq:w4g32");
     Model *v1 = model_make_quantized(m, &r, a, NULL);
     Model *v2 = model_make_quantized(m, &r, a, NULL);
     Model *v3 = model_make_quantized(m, &r, b, NULL);
