@@ -302,12 +302,21 @@ static GptqParams gptq_params(const QuantRecipe *recipe) {
     return p;
 }
 
-// Quantizes one matrix with GPTQ given the accumulated Hessian of its inputs.
-static int gptq_linear(const QuantRecipe *recipe, float *w, int rows, int cols, const double *h,
-                       int layer, const char *name, QuantReport *report) {
+// State of one GPTQ run: buffers reused from block to block.
+typedef struct {
+    float *att;        // [n_tokens, q_dim] attention output with quantized q, k, v
+    float *mid;        // [n_tokens, d] residual after the attention block
+    float *act;        // [n_tokens, n_ff] feed-forward activation, or NULL: recomputed
+    HessianAcc acc;    // sized for the widest input
+    GptqWorkspace *ws;
+} GptqRun;
+
+// Quantizes one matrix with GPTQ given the Hessian of its inputs.
+static int gptq_linear(const QuantRecipe *recipe, GptqRun *run, float *w, int rows, int cols,
+                       const double *h, int layer, const char *name, QuantReport *report) {
     GptqParams params = gptq_params(recipe);
     GptqResult res;
-    GptqStatus status = gptq_quantize(w, rows, cols, h, &params, NULL, NULL, &res);
+    GptqStatus status = gptq_quantize(w, rows, cols, h, &params, NULL, NULL, run->ws, &res);
     switch (status) {
     case GPTQ_OK:
         break;
@@ -338,62 +347,52 @@ static int gptq_linear(const QuantRecipe *recipe, float *w, int rows, int cols, 
     return 0;
 }
 
-// Finishes a Hessian into a new array and frees the accumulator.
-static double *finish_hessian(HessianAcc *acc) {
-    double *h = xmalloc((size_t)acc->dim * (size_t)acc->dim * sizeof(double));
-    hessian_finish(acc, h);
-    hessian_free(acc);
-    return h;
+// Finishes the accumulated Hessian in place and returns it (valid until the next reset).
+static const double *finish_hessian(HessianAcc *acc) {
+    hessian_finish(acc, acc->sum);
+    return acc->sum;
 }
 
-typedef struct {
-    float *att;  // [n_tokens, q_dim] attention output with quantized q, k, v
-    float *mid;  // [n_tokens, d] residual after the attention block
-    float *act;  // [n_tokens, n_ff] feed-forward activation, or NULL: recomputed
-} GptqBuffers;
-
-static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqBuffers *buf,
+static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *buf,
                       QuantReport *report) {
     BlockWeights w;
     if (block_weights_writable(&r->m->layers[layer], layer, &w) != 0) {
         return -1;
     }
     int d = r->d;
-    HessianAcc acc;
+    HessianAcc *acc = &buf->acc;
 
     // 1. q, k, v on the normalized block input.
-    hessian_init(&acc, d);
+    hessian_reset(acc, d);
     for (int c = 0; c < r->n_chunks; c++) {
         block_rmsnorm(r->m, w.attn_norm, r->x + chunk_begin(r, c) * d, chunk_tokens(r, c), r->h);
-        hessian_add(&acc, r->h, chunk_tokens(r, c));
+        hessian_add(acc, r->h, chunk_tokens(r, c));
     }
-    double *h = finish_hessian(&acc);
-    int rc = gptq_linear(recipe, w.q, r->q_dim, d, h, layer, "attn_q", report);
-    rc = rc ? rc : gptq_linear(recipe, w.k, r->kv_dim, d, h, layer, "attn_k", report);
-    rc = rc ? rc : gptq_linear(recipe, w.v, r->kv_dim, d, h, layer, "attn_v", report);
-    free(h);
+    const double *h = finish_hessian(acc);
+    int rc = gptq_linear(recipe, buf, w.q, r->q_dim, d, h, layer, "attn_q", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.k, r->kv_dim, d, h, layer, "attn_k", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.v, r->kv_dim, d, h, layer, "attn_v", report);
     if (rc != 0) {
         return -1;
     }
 
     // 2. o on the attention output of the quantized q, k, v.
-    hessian_init(&acc, r->q_dim);
+    hessian_reset(acc, r->q_dim);
     for (int c = 0; c < r->n_chunks; c++) {
         size_t t0 = chunk_begin(r, c);
         float *att = buf->att + t0 * r->q_dim;
         block_rmsnorm(r->m, w.attn_norm, r->x + t0 * d, chunk_tokens(r, c), r->h);
         chunk_qkv_attention(r, c, r->h, w.q, w.k, w.v, att);
-        hessian_add(&acc, att, chunk_tokens(r, c));
+        hessian_add(acc, att, chunk_tokens(r, c));
     }
-    h = finish_hessian(&acc);
-    rc = gptq_linear(recipe, w.o, d, r->q_dim, h, layer, "attn_output", report);
-    free(h);
+    h = finish_hessian(acc);
+    rc = gptq_linear(recipe, buf, w.o, d, r->q_dim, h, layer, "attn_output", report);
     if (rc != 0) {
         return -1;
     }
 
     // 3. gate and up on the normalized residual after the quantized attention block.
-    hessian_init(&acc, d);
+    hessian_reset(acc, d);
     for (int c = 0; c < r->n_chunks; c++) {
         size_t t0 = chunk_begin(r, c);
         int T = chunk_tokens(r, c);
@@ -401,31 +400,29 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqBuffe
         block_linear(w.o, d, r->q_dim, buf->att + t0 * r->q_dim, T, mid);
         add_rows(mid, r->x + t0 * d, (size_t)T * d);
         block_rmsnorm(r->m, w.ffn_norm, mid, T, r->h);
-        hessian_add(&acc, r->h, T);
+        hessian_add(acc, r->h, T);
     }
-    h = finish_hessian(&acc);
-    rc = gptq_linear(recipe, w.gate, r->n_ff, d, h, layer, "ffn_gate", report);
-    rc = rc ? rc : gptq_linear(recipe, w.up, r->n_ff, d, h, layer, "ffn_up", report);
-    free(h);
+    h = finish_hessian(acc);
+    rc = gptq_linear(recipe, buf, w.gate, r->n_ff, d, h, layer, "ffn_gate", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.up, r->n_ff, d, h, layer, "ffn_up", report);
     if (rc != 0) {
         return -1;
     }
 
     // 4. down on the activation of the quantized gate and up.
-    hessian_init(&acc, r->n_ff);
+    hessian_reset(acc, r->n_ff);
     for (int c = 0; c < r->n_chunks; c++) {
         size_t t0 = chunk_begin(r, c);
         int T = chunk_tokens(r, c);
         block_rmsnorm(r->m, w.ffn_norm, buf->mid + t0 * d, T, r->h);
         chunk_ffn_activation(r, c, r->h, w.gate, w.up);
-        hessian_add(&acc, r->gate, T);
+        hessian_add(acc, r->gate, T);
         if (buf->act) {
             memcpy(buf->act + t0 * r->n_ff, r->gate, (size_t)T * r->n_ff * sizeof(float));
         }
     }
-    h = finish_hessian(&acc);
-    rc = gptq_linear(recipe, w.down, d, r->n_ff, h, layer, "ffn_down", report);
-    free(h);
+    h = finish_hessian(acc);
+    rc = gptq_linear(recipe, buf, w.down, d, r->n_ff, h, layer, "ffn_down", report);
     if (rc != 0) {
         return -1;
     }
@@ -453,7 +450,7 @@ int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *ca
     if (runner_init(&r, m, calib) != 0) {
         return -1;
     }
-    GptqBuffers buf = {0};
+    GptqRun buf = {0};
     buf.att = alloc_features(&r, r.q_dim, "attention output");
     buf.mid = buf.att ? alloc_features(&r, r.d, "residual") : NULL;
     // The feed-forward activation is the widest input; keep it only when it fits the budget.
@@ -466,6 +463,9 @@ int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *ca
         log_info("gptq: the feed-forward activations (%.1f GB) exceed the memory budget; they "
                  "are computed twice per block", (double)act_bytes / 1e9);
     }
+    int widest = r.d > r.q_dim ? r.d : r.q_dim;
+    hessian_init(&buf.acc, r.n_ff > widest ? r.n_ff : widest);
+    buf.ws = gptq_workspace_new();
 
     for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
         double t = now_seconds();
@@ -475,6 +475,8 @@ int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *ca
     free(buf.att);
     free(buf.mid);
     free(buf.act);
+    hessian_free(&buf.acc);
+    gptq_workspace_free(buf.ws);
     runner_free(&r);
     return rc;
 }

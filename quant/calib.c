@@ -5,6 +5,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+// Huge-page size of x86-64 and arm64 Linux; buffers below it are allocated normally.
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
 
 static void *checked_calloc(size_t count, size_t size) {
     void *p = calloc(count, size);
@@ -14,11 +18,41 @@ static void *checked_calloc(size_t count, size_t size) {
     return p;
 }
 
-void hessian_init(HessianAcc *acc, int dim) {
+void *quant_alloc_large(size_t bytes) {
+    if (bytes < HUGE_PAGE_BYTES) {
+        void *p = malloc(bytes ? bytes : 1);
+        if (!p) {
+            abort();
+        }
+        return p;
+    }
+    size_t rounded = (bytes + HUGE_PAGE_BYTES - 1) / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES;
+    void *p = aligned_alloc(HUGE_PAGE_BYTES, rounded);
+    if (!p) {
+        abort();
+    }
+#ifdef MADV_HUGEPAGE
+    // Only a hint: without huge pages the memory works the same, with more page faults.
+    madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void hessian_init(HessianAcc *acc, int capacity) {
+    size_t n = (size_t)capacity * (size_t)capacity;
+    acc->capacity = capacity;
+    acc->sum = quant_alloc_large(n * sizeof(double));
+    acc->partial = quant_alloc_large(n * sizeof(float));
+    hessian_reset(acc, capacity);
+}
+
+void hessian_reset(HessianAcc *acc, int dim) {
+    if (dim > acc->capacity) {
+        abort();
+    }
     acc->dim = dim;
     acc->n_tokens = 0;
-    acc->sum = checked_calloc((size_t)dim * (size_t)dim, sizeof(double));
-    acc->partial = checked_calloc((size_t)dim * (size_t)dim, sizeof(float));
+    memset(acc->sum, 0, (size_t)dim * (size_t)dim * sizeof(double));
 }
 
 void hessian_free(HessianAcc *acc) {
@@ -47,6 +81,8 @@ void hessian_add(HessianAcc *acc, const float *x, int n_rows) {
 }
 
 void hessian_finish(const HessianAcc *acc, double *h) {
+    // h may be acc->sum: each upper element is read before it is written, and the lower
+    // triangle that is written is never read.
     size_t dim = (size_t)acc->dim;
     double factor = acc->n_tokens > 0 ? 2.0 / (double)acc->n_tokens : 0.0;
     for (size_t i = 0; i < dim; i++) {

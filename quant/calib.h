@@ -10,6 +10,7 @@
 #ifndef QBIAS_QUANT_CALIB_H
 #define QBIAS_QUANT_CALIB_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 // Rows per fp32 ssyrk call; each product sums at most this many terms before the double sum.
@@ -17,19 +18,25 @@
 
 typedef struct {
     int dim;
+    int capacity;    // largest dim the buffers hold
     int64_t n_tokens;
     double *sum;     // [dim, dim] sum of x x^T; only the upper triangle (j >= i) is accumulated
     float *partial;  // [dim, dim] fp32 product of one chunk
 } HessianAcc;
 
-void hessian_init(HessianAcc *acc, int dim);
+// Allocates an accumulator for inputs of up to `capacity` channels, set to `capacity`.
+void hessian_init(HessianAcc *acc, int capacity);
 void hessian_free(HessianAcc *acc);
+
+// Empties the accumulator for inputs of dim <= capacity channels, reusing its buffers (fresh
+// pages of a large matrix are costly to fault in).
+void hessian_reset(HessianAcc *acc, int dim);
 
 // Adds the rows of x [n_rows, dim] (row-major).
 void hessian_add(HessianAcc *acc, const float *x, int n_rows);
 
-// Writes H = 2/n sum(x x^T) as a full symmetric matrix to h [dim, dim]. With no tokens added, h is
-// all zeros (every column then counts as dead in GPTQ).
+// Writes H = 2/n sum(x x^T) as a full symmetric matrix to h [dim, dim], which may be acc->sum
+// itself. With no tokens added, h is all zeros (every column then counts as dead in GPTQ).
 void hessian_finish(const HessianAcc *acc, double *h);
 
 typedef struct {
@@ -45,6 +52,11 @@ void act_stats_add(ActStats *s, const float *x, int n_rows);
 
 // Writes the per-channel mean of |x| to out [dim] (zeros when no tokens were added).
 void act_stats_mean_abs(const ActStats *s, float *out);
+
+// Allocates `bytes` (uninitialized) for a large matrix, aligned to 2 MB and marked for
+// transparent huge pages where the kernel supports them: one page fault per 2 MB instead of per
+// 4 KB when the matrix is first written. Aborts when memory is exhausted; free with free().
+void *quant_alloc_large(size_t bytes);
 
 // Per-channel scale migration, the output-preserving transform of AWQ and SmoothQuant: for an
 // input channel j with factor s[j], the operation that produces the channel is divided by s[j]

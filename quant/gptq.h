@@ -14,10 +14,12 @@
 //      of a row comes from the original W, before any update, as llmc does; so a column keeps its
 //      group whatever the processing order. Without static groups the parameters of a group are
 //      taken from the updated W when the group's first column (in processing order) is reached.
-//   4. Damping: percdamp * mean(diag H) is added to the diagonal. The inverse comes from LAPACK
-//      (dpotrf, dpotri, dpotrf again, in double): Hinv = U^T U with U upper triangular, as
+//   4. Damping: percdamp * mean(diag H) is added to the diagonal. The updates use U, the upper
+//      Cholesky factor of inv(H) (Hinv = U^T U), which the reference computes as
 //      torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(H)), upper=True).
-//      When a factorization fails (H not positive definite in floating point), the damping is
+//      Here it comes from LAPACK in double, with half the work: dpotrf of H with rows and
+//      columns reversed, then dtrtri (gptq.c explains why that is the same U).
+//      When the factorization fails (H not positive definite in floating point), the damping is
 //      raised by GPTQ_DAMP_INCREMENT and the inverse retried while it stays below 1, as GPTQModel's
 //      hessian_inverse does; if none succeeds, every column is rounded to its group grid without
 //      error compensation (GPTQModel's fallback) and the result says so.
@@ -59,14 +61,22 @@ typedef enum {
     GPTQ_INVALID_PARAMS = -3,    // bits, block size or percdamp out of range
 } GptqStatus;
 
+// Scratch buffers that gptq_quantize reuses from call to call: the Hessian-sized matrices of a
+// large layer take seconds to fault in on first touch.
+typedef struct GptqWorkspace GptqWorkspace;
+
+GptqWorkspace *gptq_workspace_new(void);
+void gptq_workspace_free(GptqWorkspace *ws);
+
 // Quantizes w [rows, cols] (row-major) in place: on return it holds the dequantized weights.
 // h [cols, cols] is the symmetric Hessian; it is not modified. When scales is not NULL it
 // receives the grid's scale per row and group [rows, n_groups] (n_groups = ceil(cols / group),
 // groups in original column order), and zeros (may be NULL) the zero points (0 when symmetric).
 // scales must be NULL for act_order without static_groups, whose groups follow the processing
-// order. Returns GPTQ_OK or a GptqStatus error; w is unchanged on error.
+// order. ws may be NULL (buffers are then allocated for this call). Returns GPTQ_OK or a
+// GptqStatus error; w is unchanged on error.
 GptqStatus gptq_quantize(float *w, int rows, int cols, const double *h, const GptqParams *params,
-                         float *scales, int *zeros, GptqResult *result);
+                         float *scales, int *zeros, GptqWorkspace *ws, GptqResult *result);
 
 // Returns the number of groups per row for cols columns and group_size (0: one).
 int gptq_group_count(int cols, int group_size);

@@ -9,6 +9,7 @@
 #include "../engine/forward.h"
 #include "../engine/quantize.h"
 #include "../engine/util.h"
+#include "../kernels/half.h"
 #include "../quant/calib.h"
 #include "../quant/gptq.h"
 #include "../quant/rtn.h"
@@ -134,7 +135,7 @@ TEST(gptq_diagonal_hessian_equals_rtn) {
                     p.block_size = 16;
                     memcpy(q, w, (size_t)rows * cols * sizeof(float));
                     GptqResult res;
-                    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+                    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
                     rtn_fake_quantize(w, rtn, rows, cols, p.bits, p.group_size, p.symmetric);
                     double diff = max_abs_diff(q, rtn, (size_t)rows * cols);
                     CHECK_MSG(diff == 0, "bits %d group %d sym %d order %d: differs from RTN by %g",
@@ -161,7 +162,7 @@ TEST(gptq_beats_rtn_on_correlated_inputs) {
         GptqParams p = study_params(bits, 128);
         memcpy(q, w, (size_t)rows * cols * sizeof(float));
         GptqResult res;
-        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
         rtn_fake_quantize(w, rtn, rows, cols, bits, 128, true);
         double e_gptq = output_error(w, q, rows, cols, x, n);
         double e_rtn = output_error(w, rtn, rows, cols, x, n);
@@ -194,7 +195,7 @@ TEST(gptq_output_on_returned_grid) {
         GptqParams p = study_params(3, group);
         p.symmetric = sym;
         GptqResult res;
-        REQUIRE(gptq_quantize(q, rows, cols, h, &p, scales, zeros, &res) == GPTQ_OK);
+        REQUIRE(gptq_quantize(q, rows, cols, h, &p, scales, zeros, NULL, &res) == GPTQ_OK);
         int lo = sym ? -4 : 0, hi = sym ? 3 : 7;
         for (int r = 0; r < rows; r++) {
             for (int j = 0; j < cols; j++) {
@@ -233,7 +234,7 @@ TEST(gptq_idempotent_on_grid) {
         memcpy(q, w, (size_t)rows * cols * sizeof(float));
         GptqParams p = study_params(bits, 32);
         GptqResult res;
-        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
         double diff = max_abs_diff(w, q, (size_t)rows * cols);
         CHECK_MSG(diff <= 1e-6, "bits %d: requantizing moved a weight by %g", bits, diff);
         CHECK_NEAR(res.loss, 0, 1e-9);
@@ -260,7 +261,7 @@ TEST(gptq_block_size_changes_rounding_only) {
         GptqParams p = study_params(4, 64);
         p.block_size = blocks[b];
         GptqResult res;
-        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+        REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
         double err = output_error(w, q, rows, cols, x, n);
         if (!ref) {
             ref = q;
@@ -302,7 +303,7 @@ TEST(gptq_dead_columns_zeroed) {
     memcpy(q, w, (size_t)rows * cols * sizeof(float));
     GptqParams p = study_params(3, 32);
     GptqResult res;
-    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
     CHECK_EQ_INT(res.n_dead, 3);
     for (int r = 0; r < rows; r++) {
         for (size_t k = 0; k < ARRAY_LEN(dead); k++) {
@@ -318,7 +319,7 @@ TEST(gptq_dead_columns_zeroed) {
     // No calibration token at all: every input is dead and every weight becomes 0.
     double *zero_h = xcalloc((size_t)cols * cols, sizeof(double));
     memcpy(q, w, (size_t)rows * cols * sizeof(float));
-    REQUIRE(gptq_quantize(q, rows, cols, zero_h, &p, NULL, NULL, &res) == GPTQ_OK);
+    REQUIRE(gptq_quantize(q, rows, cols, zero_h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
     CHECK_EQ_INT(res.n_dead, cols);
     int nonzero = 0;
     for (size_t i = 0; i < (size_t)rows * cols; i++) {
@@ -343,7 +344,7 @@ TEST(gptq_non_positive_definite_hessian_retried) {
     memcpy(q, w, sizeof w);
     GptqParams p = study_params(4, 0);
     GptqResult res;
-    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, &res) == GPTQ_OK);
+    REQUIRE(gptq_quantize(q, rows, cols, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
     CHECK(res.n_retries > 0);
     CHECK(res.damp > 0.03);
     CHECK(res.damp < 0.03 + GPTQ_DAMP_INCREMENT + 1e-12);
@@ -356,7 +357,7 @@ TEST(gptq_non_positive_definite_hessian_retried) {
     double hopeless[] = {1.0, 3.0, 3.0, 1.0};
     float rtn[8];
     memcpy(q, w, sizeof w);
-    REQUIRE(gptq_quantize(q, rows, cols, hopeless, &p, NULL, NULL, &res) == GPTQ_OK);
+    REQUIRE(gptq_quantize(q, rows, cols, hopeless, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
     CHECK(res.compensation_failed);
     rtn_fake_quantize(w, rtn, rows, cols, 4, 0, true);
     CHECK(max_abs_diff(q, rtn, 8) == 0);
@@ -367,13 +368,13 @@ TEST(gptq_rejects_nonfinite_input) {
     float w[] = {0.5f, NAN, 0.3f, 0.9f};
     GptqParams p = study_params(4, 0);
     GptqResult res;
-    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, &res), GPTQ_NONFINITE_WEIGHT);
+    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, NULL, &res), GPTQ_NONFINITE_WEIGHT);
     w[1] = 0.1f;
     h[3] = INFINITY;
-    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, &res), GPTQ_NONFINITE_HESSIAN);
+    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, NULL, &res), GPTQ_NONFINITE_HESSIAN);
     h[3] = 1.0;
     p.bits = 9;
-    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, &res), GPTQ_INVALID_PARAMS);
+    CHECK_EQ_INT(gptq_quantize(w, 2, 2, h, &p, NULL, NULL, NULL, &res), GPTQ_INVALID_PARAMS);
     CHECK(w[1] == 0.1f);
 }
 
@@ -416,7 +417,7 @@ TEST(gptq_beats_rtn_on_stories_activations) {
                     GptqParams p = study_params(bit_cases[b], group_cases[g]);
                     memcpy(q, w, (size_t)rows * dim * sizeof(float));
                     GptqResult res;
-                    REQUIRE(gptq_quantize(q, rows, dim, h, &p, NULL, NULL, &res) == GPTQ_OK);
+                    REQUIRE(gptq_quantize(q, rows, dim, h, &p, NULL, NULL, NULL, &res) == GPTQ_OK);
                     rtn_fake_quantize(w, rtn, rows, dim, p.bits, p.group_size, true);
                     double e_gptq = output_error(w, q, rows, dim, x, n);
                     double e_rtn = output_error(w, rtn, rows, dim, x, n);
@@ -499,4 +500,140 @@ TEST(gptq_deterministic_for_seed) {
     calib_set_free(a);
     calib_set_free(b);
     model_free(m);
+}
+
+// ----------------------------------------------------------------------------
+// Timing on the Qwen2.5-0.5B shape
+
+// Returns an integer from the environment, or `fallback` when unset.
+static int env_int(const char *name, int fallback) {
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : fallback;
+}
+
+// A model of Qwen2.5-0.5B's shape (hidden 896, feed-forward 4864, 14 query and 2 key/value heads
+// of 64, vocabulary 151936, tied embeddings) with n_layer blocks of random BF16 weights. Qwen2's
+// q/k/v biases are left out: they do not change the cost of calibration.
+static Model *random_qwen05b_shape(int n_layer) {
+    Model *m = xcalloc(1, sizeof *m);
+    m->path = xstrdup("(random Qwen2.5-0.5B shape)");
+    m->variant = xstrdup("fp32");
+    ModelConfig *c = &m->config;
+    snprintf(c->arch_name, sizeof c->arch_name, "llama");
+    c->n_vocab = 151936;
+    c->n_embd = 896;
+    c->n_layer = n_layer;
+    c->n_head = 14;
+    c->n_head_kv = 2;
+    c->head_dim = 64;
+    c->n_ff = 4864;
+    c->n_ctx_train = 32768;
+    c->rope_dim = 64;
+    c->rope_freq_base = 1000000.0f;
+    c->norm_eps = 1e-6f;
+    c->tied_output = true;
+
+    unsigned seed = 1234;
+    m->layers = xcalloc((size_t)n_layer, sizeof(Layer));
+    m->owned_floats = xmalloc((size_t)c->n_embd * (1 + 2 * (size_t)n_layer) * sizeof(float));
+    for (size_t i = 0; i < (size_t)c->n_embd * (1 + 2 * (size_t)n_layer); i++) {
+        m->owned_floats[i] = 1.0f + 0.1f * qtest_uniform(&seed);
+    }
+    m->output_norm = m->owned_floats;
+    int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
+    for (int l = 0; l < n_layer; l++) {
+        Layer *L = &m->layers[l];
+        L->attn_norm = m->owned_floats + (size_t)c->n_embd * (1 + 2 * l);
+        L->ffn_norm = L->attn_norm + c->n_embd;
+        struct {
+            Weight *w;
+            int rows, cols;
+        } shapes[] = {{&L->attn_q, q_dim, c->n_embd},      {&L->attn_k, kv_dim, c->n_embd},
+                      {&L->attn_v, kv_dim, c->n_embd},     {&L->attn_output, c->n_embd, q_dim},
+                      {&L->ffn_gate, c->n_ff, c->n_embd},  {&L->ffn_up, c->n_ff, c->n_embd},
+                      {&L->ffn_down, c->n_embd, c->n_ff}};
+        for (size_t i = 0; i < ARRAY_LEN(shapes); i++) {
+            Weight *w = shapes[i].w;
+            size_t n = (size_t)shapes[i].rows * shapes[i].cols;
+            uint16_t *data = xmalloc(n * sizeof(uint16_t));
+            // Uniform with the standard deviation 0.02 of common initializations.
+            for (size_t k = 0; k < n; k++) {
+                data[k] = fp32_to_bf16(0.0346f * qtest_uniform(&seed));
+            }
+            w->name = "random";
+            w->rows = shapes[i].rows;
+            w->cols = shapes[i].cols;
+            w->type = GGML_TYPE_BF16;
+            w->data = data;
+            w->owned = data;
+        }
+    }
+    size_t n_embd_values = (size_t)c->n_vocab * c->n_embd;
+    uint16_t *embd = xmalloc(n_embd_values * sizeof(uint16_t));
+    for (size_t k = 0; k < n_embd_values; k++) {
+        embd[k] = fp32_to_bf16(0.0346f * qtest_uniform(&seed));
+    }
+    Weight e = {.name = "token_embd", .rows = c->n_vocab, .cols = c->n_embd,
+                .type = GGML_TYPE_BF16, .data = embd, .owned = NULL};
+    m->token_embd = e;
+    m->output = e;
+    return m;
+}
+
+// Times a recipe on the Qwen2.5-0.5B shape. By default one block and 4 x 512 tokens, which keeps
+// the suite fast; QBIAS_BENCH_LAYERS (24 for the whole model), QBIAS_BENCH_SAMPLES,
+// QBIAS_BENCH_SEQ and QBIAS_BENCH_RECIPE select the full measurement.
+TEST(quant_time_qwen05b_shape) {
+    int n_layer = env_int("QBIAS_BENCH_LAYERS", 1);
+    int n_samples = env_int("QBIAS_BENCH_SAMPLES", 4), seq_len = env_int("QBIAS_BENCH_SEQ", 512);
+    const char *text = getenv("QBIAS_BENCH_RECIPE") ? getenv("QBIAS_BENCH_RECIPE") : "gptq:w4g128";
+    REQUIRE(n_layer > 0);
+    REQUIRE(n_samples > 0);
+    REQUIRE(seq_len > 0);
+    Model *base = random_qwen05b_shape(n_layer);
+
+    int n_tokens = n_samples * seq_len;
+    int *tokens = xmalloc((size_t)n_tokens * sizeof(int));
+    int *lengths = xmalloc((size_t)n_samples * sizeof(int));
+    unsigned seed = 99;
+    for (int t = 0; t < n_tokens; t++) {
+        tokens[t] = (int)((qtest_uniform(&seed) + 1.0f) * 0.5f * (base->config.n_vocab - 1));
+    }
+    for (int s = 0; s < n_samples; s++) {
+        lengths[s] = seq_len;
+    }
+    CalibrationSet *cs = calib_set_from_tokens(tokens, lengths, n_samples);
+    QuantRecipe r = qtest_recipe(text);
+    QuantReport report;
+    Model *v = model_make_quantized(base, &r, cs, &report);
+    REQUIRE_MSG(v != NULL, "%s", err_msg());
+    printf("  %s on the Qwen2.5-0.5B shape, %d block(s), %d x %d tokens: %.1f s (%.1f s per "
+           "block)\n", text, n_layer, n_samples, seq_len, report.seconds,
+           report.seconds / n_layer);
+    CHECK_EQ_INT(report.n_linears, 7 * n_layer);
+    CHECK_EQ_INT(report.n_compensation_failed, 0);
+
+    // The result sits on the recipe's grid and is finite.
+    if (r.algo == QUANT_ALGO_GPTQ || r.algo == QUANT_ALGO_AWQ) {
+        const Weight *w = &v->layers[0].ffn_down;
+        float *requant = xmalloc(weight_nbytes(w));
+        rtn_fake_quantize(w->data, requant, w->rows, w->cols, r.weight_bits, r.group_size, true);
+        double max_rel = 0;
+        for (size_t i = 0; i < (size_t)w->rows * w->cols; i++) {
+            float value = ((const float *)w->data)[i];
+            REQUIRE(isfinite(value));
+            max_rel = fmax(max_rel, fabs(requant[i] - value));
+        }
+        // GPTQ's static groups may use code -8 next to a group maximum of 7 steps, which
+        // requantizing from the values reads as a different scale: allow one step.
+        CHECK(max_rel < 0.05);
+        free(requant);
+    }
+
+    model_free(v);
+    free((void *)base->token_embd.data);
+    model_free(base);
+    calib_set_free(cs);
+    free(tokens);
+    free(lengths);
 }
