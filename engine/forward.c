@@ -10,10 +10,14 @@
 // accumulate in double, as ggml does for norms.
 #include "forward.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../quant/kvquant.h"
+#include "../quant/smoothquant.h"
+#include "quantize.h"
 #include "util.h"
 
 // ----------------------------------------------------------------------------
@@ -208,6 +212,8 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     int q_dim = c->n_head * c->head_dim;
     int kv_dim = kv->kv_dim;
     size_t rows = (size_t)n;
+    RuntimeQuant rq;
+    model_runtime_quant(m, &rq);
 
     float *x = xmalloc(rows * (size_t)c->n_embd * sizeof(float));      // [n, n_embd] residual
     float *h = xmalloc(rows * (size_t)c->n_embd * sizeof(float));      // [n, n_embd] normed
@@ -238,6 +244,9 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
             rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->attn_norm,
                     c->n_embd, c->norm_eps);
         }
+        if (rq.act_bits) {
+            sq_fake_quantize_activations(h, n, c->n_embd, rq.act_bits);
+        }
         linear_forward(&layer->attn_q, h, n, q);
         linear_forward(&layer->attn_k, h, n, k);
         linear_forward(&layer->attn_v, h, n, v);
@@ -247,6 +256,10 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
             rope_rotate(q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t, sin_t);
             rope_rotate(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim, cos_t,
                         sin_t);
+            if (rq.kv_bits) {
+                kv_fake_quantize_row(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq.kv_bits);
+                kv_fake_quantize_row(v + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq.kv_bits);
+            }
             memcpy(cache_row(kv, kv->k, l, b->seq[t], b->pos[t]), k + (size_t)t * kv_dim,
                    (size_t)kv_dim * sizeof(float));
             memcpy(cache_row(kv, kv->v, l, b->seq[t], b->pos[t]), v + (size_t)t * kv_dim,
@@ -256,6 +269,9 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
         for (int t = 0; t < n; t++) {
             attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
                    scores);
+        }
+        if (rq.act_bits) {
+            sq_fake_quantize_activations(attn, n, q_dim, rq.act_bits);
         }
         linear_forward(&layer->attn_output, attn, n, h);
         for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
@@ -267,10 +283,16 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
             rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->ffn_norm,
                     c->n_embd, c->norm_eps);
         }
+        if (rq.act_bits) {
+            sq_fake_quantize_activations(h, n, c->n_embd, rq.act_bits);
+        }
         linear_forward(&layer->ffn_gate, h, n, gate);
         linear_forward(&layer->ffn_up, h, n, up);
         for (size_t i = 0; i < rows * (size_t)c->n_ff; i++) {
             gate[i] = silu(gate[i]) * up[i];
+        }
+        if (rq.act_bits) {
+            sq_fake_quantize_activations(gate, n, c->n_ff, rq.act_bits);
         }
         linear_forward(&layer->ffn_down, gate, n, h);
         for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
@@ -302,4 +324,88 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
 
 void model_logits(const Model *m, const float *hidden, int n, float *logits) {
     linear_forward(&m->output, hidden, n, logits);
+}
+
+// ----------------------------------------------------------------------------
+// Block pieces for calibration
+
+void rope_table(const Model *m, int n_pos, float *cos_table, float *sin_table) {
+    int half = m->config.rope_dim / 2;
+    for (int p = 0; p < n_pos; p++) {
+        rope_angles(m, p, cos_table + (size_t)p * half, sin_table + (size_t)p * half);
+    }
+}
+
+void block_rmsnorm(const Model *m, const float *weight, const float *x, int n, float *out) {
+    int d = m->config.n_embd;
+    for (int t = 0; t < n; t++) {
+        rmsnorm(out + (size_t)t * d, x + (size_t)t * d, weight, d, m->config.norm_eps);
+    }
+}
+
+void block_linear(const float *w, int rows, int cols, const float *x, int n, float *y) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols, w, cols,
+                0.0f, y, rows);
+}
+
+void block_swiglu(float *gate, const float *up, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        gate[i] = silu(gate[i]) * up[i];
+    }
+}
+
+// Softmax of row i of scores [n, n] over columns 0..i (causal), zeroing the columns after i so
+// that the product with V can run over the full row. Sums accumulate in double, as attend().
+static void causal_softmax_row(float *row, int i, int n) {
+    float max_score = row[0];
+    for (int j = 1; j <= i; j++) {
+        max_score = row[j] > max_score ? row[j] : max_score;
+    }
+    for (int j = 0; j <= i; j++) {
+        row[j] = expf(row[j] - max_score);
+    }
+    double sum = 0.0;
+    for (int j = 0; j <= i; j++) {
+        sum += row[j];
+    }
+    float inv_sum = (float)(1.0 / sum);
+    for (int j = 0; j <= i; j++) {
+        row[j] *= inv_sum;
+    }
+    for (int j = i + 1; j < n; j++) {
+        row[j] = 0.0f;
+    }
+}
+
+void block_attention(const Model *m, const float *rope_cos, const float *rope_sin, float *q,
+                     float *k, const float *v, int n, float *out) {
+    const ModelConfig *c = &m->config;
+    int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
+    int half = c->rope_dim / 2, group = c->n_head / c->n_head_kv;
+    float scale = 1.0f / sqrtf((float)c->head_dim);
+
+    for (int t = 0; t < n; t++) {
+        const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
+        rope_rotate(q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t, sin_t);
+        rope_rotate(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim, cos_t, sin_t);
+    }
+
+    float *scores = xmalloc((size_t)n * (size_t)n * sizeof(float)); // [n, n]
+    for (int h = 0; h < c->n_head; h++) {
+        int kv_head = h / group;
+        const float *qh = q + (size_t)h * c->head_dim;
+        const float *kh = k + (size_t)kv_head * c->head_dim;
+        const float *vh = v + (size_t)kv_head * c->head_dim;
+
+        // scores = q_h k_h^T / sqrt(head_dim), then the causal softmax of each row.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, c->head_dim, scale, qh, q_dim,
+                    kh, kv_dim, 0.0f, scores, n);
+        for (int i = 0; i < n; i++) {
+            causal_softmax_row(scores + (size_t)i * n, i, n);
+        }
+        // out_h = P v_h.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, c->head_dim, n, 1.0f, scores, n,
+                    vh, kv_dim, 0.0f, out + (size_t)h * c->head_dim, q_dim);
+    }
+    free(scores);
 }

@@ -35,6 +35,9 @@ typedef struct {
 // Runs the model over a batch, appending each token's keys and values to the cache, and writes the
 // final normalized hidden state of every token to hidden_out [n_tokens, n_embd].
 // Returns -1 with an error on an invalid token id, position or slot.
+// A variant whose recipe quantizes activations ("a8") fake-quantizes the input of every block
+// linear per token, and one that quantizes the KV cache ("+kv8", "+kv4") stores each token's keys
+// (after RoPE) and values quantized per head (model_runtime_quant in quantize.h).
 int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out);
 
 // Computes logits [n, n_vocab] = hidden [n, n_embd] x output^T.
@@ -42,5 +45,31 @@ void model_logits(const Model *m, const float *hidden, int n, float *logits);
 
 // Multiplies activations by a weight matrix: y [n, w->rows] = x [n, w->cols] x W^T.
 void linear_forward(const Weight *w, const float *x, int n, float *y);
+
+// ----------------------------------------------------------------------------
+// Pieces of one transformer block over whole sequences at positions 0..n-1 without a cache, for
+// calibration, which runs the model block by block. Matrix products use BLAS sgemm, which is
+// faster than the order-fixed kernels of model_forward; results agree with model_forward to
+// float rounding, not bit for bit.
+
+// Writes cos and sin of the RoPE angles of positions 0..n_pos-1 to cos_table and sin_table
+// [n_pos, rope_dim / 2], as model_forward computes them.
+void rope_table(const Model *m, int n_pos, float *cos_table, float *sin_table);
+
+// out [n, n_embd] = rmsnorm(x) * weight, row by row (x may equal out).
+void block_rmsnorm(const Model *m, const float *weight, const float *x, int n, float *out);
+
+// Causal self-attention of one sequence of n tokens at positions 0..n-1. Rotates q
+// [n, n_head * head_dim] and k [n, n_head_kv * head_dim] in place (RoPE, from tables of at least n
+// positions) and writes the attention output [n, n_head * head_dim], the input of attn_output.
+void block_attention(const Model *m, const float *rope_cos, const float *rope_sin, float *q,
+                     float *k, const float *v, int n, float *out);
+
+// gate[i] = silu(gate[i]) * up[i] for i < count: the feed-forward activation, the input of
+// ffn_down.
+void block_swiglu(float *gate, const float *up, size_t count);
+
+// y [n, rows] = x [n, cols] w^T for an fp32 matrix w [rows, cols], with BLAS sgemm.
+void block_linear(const float *w, int rows, int cols, const float *x, int n, float *y);
 
 #endif
