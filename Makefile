@@ -51,8 +51,10 @@ $(BUILD)/%.o: %.c
 # where the CPU has it (kernels/dispatch.c). -ffp-contract=off (also the ISO C default) keeps the
 # compiler from fusing multiplies and adds that the reference order keeps separate.
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/kernels/avx2.o: CFLAGS += -mavx2 -mfma -ffp-contract=off
-$(BUILD)/kernels/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mfma -ffp-contract=off
+$(BUILD)/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c -ffp-contract=off
+$(BUILD)/kernels/avxvnni.o: CFLAGS += -mavx2 -mfma -mf16c -mavxvnni -ffp-contract=off
+$(BUILD)/kernels/avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mf16c -mfma \
+    -ffp-contract=off
 endif
 $(BUILD)/kernels/scalar.o: CFLAGS += -ffp-contract=off
 

@@ -101,3 +101,288 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
 }
 
 #endif // __x86_64__
+
+// ----------------------------------------------------------------------------
+// Packed integer weights (layouts and orders in kernels.h)
+
+#if defined(__x86_64__)
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
+    int c16 = cols - cols % 16;
+    for (int i = 0; i < a->m; i++) {
+        const float *row = x + (size_t)i * cols;
+        int8_t *q = a->q + (size_t)i * a->cols_padded;
+
+        // The maximum is exact in any order.
+        __m512 max_v = _mm512_setzero_ps();
+        for (int k = 0; k < c16; k += 16) {
+            max_v = _mm512_max_ps(max_v, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
+        }
+        float max_abs = _mm512_reduce_max_ps(max_v);
+        for (int k = c16; k < cols; k++) {
+            max_abs = fmaxf(max_abs, fabsf(row[k]));
+        }
+        float scale = max_abs / 127.0f;
+        a->scale[i] = scale;
+
+        memset(q, 0, (size_t)a->cols_padded);
+        if (scale > 0.0f) {
+            __m512 scale_v = _mm512_set1_ps(scale);
+            __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+            for (int k = 0; k < c16; k += 16) {
+                __m512 v = _mm512_div_ps(_mm512_loadu_ps(row + k), scale_v);
+                v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+            }
+            for (int k = c16; k < cols; k++) {
+                q[k] = (int8_t)fminf(fmaxf(rintf(row[k] / scale), -127.0f), 127.0f);
+            }
+        }
+
+        // Group ranges are multiples of 16 columns (groups are multiples of 32 or end at cols_padded).
+        for (int g = 0; g < a->n_groups; g++) {
+            int end = g == a->n_groups - 1 ? a->cols_padded : (g + 1) * group;
+            __m512i sum = _mm512_setzero_si512();
+            for (int k = g * group; k < end; k += 16) {
+                sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k))));
+            }
+            a->group_sum[(size_t)i * a->n_groups + g] = _mm512_reduce_add_epi32(sum);
+        }
+    }
+}
+
+// Scales of one group of a 16-row tile as fp32.
+ALWAYS_INLINE __m512 tile_scales(const KQuantMatrix *w, size_t index) {
+    if (w->fp16_scales) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w->scales + index)));
+    }
+    return _mm512_loadu_ps((const float *)w->scales + index);
+}
+
+// nt tiles x nm tokens of int8 products, starting at tile `tile` and token i0. Lane r of every
+// vector is row r of its tile. With one token, two accumulators per tile split the chunks to keep
+// more dot products in flight; integer sums do not depend on that split.
+ALWAYS_INLINE void a8_block(const KQuantMatrix *w, int tile, const int nt, const KActs *a, int i0,
+                            const int nm, float *y, int ldy) {
+    const bool split = nm == 1;
+    const __m512i nibble = _mm512_set1_epi8(15);
+    __m512 facc[4][8];
+    __m512i acc[4][8], acc2[4][8];
+#pragma GCC unroll 8
+    for (int tt = 0; tt < nt; tt++) {
+#pragma GCC unroll 8
+        for (int mm = 0; mm < nm; mm++) {
+            facc[tt][mm] = _mm512_setzero_ps();
+        }
+    }
+
+    for (int g = 0; g < w->n_groups; g++) {
+        int k_begin = g * w->group;
+        int k_end = g == w->n_groups - 1 ? w->cols_padded : (g + 1) * w->group;
+
+        // acc starts at -z * group_sum, so it ends at S_g = sum u q - z sum q.
+#pragma GCC unroll 8
+        for (int tt = 0; tt < nt; tt++) {
+            size_t index = ((size_t)(tile + tt) * w->n_groups + g) * KQ_TILE_ROWS;
+            __m512i zeros = w->zeros ? _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zeros + index)))
+                                     : _mm512_set1_epi32(w->zero_point);
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                int32_t sum = a->group_sum[(size_t)(i0 + mm) * a->n_groups + g];
+                acc[tt][mm] = _mm512_mullo_epi32(zeros, _mm512_set1_epi32(-sum));
+                acc2[tt][mm] = _mm512_setzero_si512();
+            }
+        }
+
+        for (int k = k_begin; k < k_end; k += 8) {
+            __m512i w0[4], w1[4];
+#pragma GCC unroll 8
+            for (int tt = 0; tt < nt; tt++) {
+                const uint8_t *tile_codes = w->codes + (size_t)(tile + tt) * w->stride;
+                if (w->bits == 8) {
+                    w0[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4) * 64);
+                    w1[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4 + 1) * 64);
+                } else {
+                    __m512i v = _mm512_loadu_si512(tile_codes + (size_t)(k / 8) * 64);
+                    w0[tt] = _mm512_and_si512(v, nibble);
+                    w1[tt] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                }
+            }
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                const int8_t *q = a->q + (size_t)(i0 + mm) * a->cols_padded + k;
+                int32_t q0, q1;
+                memcpy(&q0, q, 4);
+                memcpy(&q1, q + 4, 4);
+                __m512i a0 = _mm512_set1_epi32(q0), a1 = _mm512_set1_epi32(q1);
+#pragma GCC unroll 8
+                for (int tt = 0; tt < nt; tt++) {
+                    acc[tt][mm] = _mm512_dpbusd_epi32(acc[tt][mm], w0[tt], a0);
+                    if (split) {
+                        acc2[tt][mm] = _mm512_dpbusd_epi32(acc2[tt][mm], w1[tt], a1);
+                    } else {
+                        acc[tt][mm] = _mm512_dpbusd_epi32(acc[tt][mm], w1[tt], a1);
+                    }
+                }
+            }
+        }
+
+#pragma GCC unroll 8
+        for (int tt = 0; tt < nt; tt++) {
+            __m512 scales = tile_scales(w, ((size_t)(tile + tt) * w->n_groups + g) * KQ_TILE_ROWS);
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                __m512i sum = split ? _mm512_add_epi32(acc[tt][mm], acc2[tt][mm]) : acc[tt][mm];
+                facc[tt][mm] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales, facc[tt][mm]);
+            }
+        }
+    }
+
+#pragma GCC unroll 8
+    for (int tt = 0; tt < nt; tt++) {
+        int valid = w->rows - (tile + tt) * KQ_TILE_ROWS;
+        __mmask16 mask = valid >= 16 ? 0xffff : (__mmask16)((1u << valid) - 1);
+#pragma GCC unroll 8
+        for (int mm = 0; mm < nm; mm++) {
+            __m512 out = _mm512_mul_ps(facc[tt][mm], _mm512_set1_ps(a->scale[i0 + mm]));
+            _mm512_mask_storeu_ps(y + (size_t)(i0 + mm) * ldy + (size_t)(tile + tt) * KQ_TILE_ROWS,
+                                  mask, out);
+        }
+    }
+}
+
+void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y,
+                     int ldy) {
+    int m8 = a->m - a->m % 8;
+    for (int t = tile0; t < tile1; t += 2) {
+        bool pair = t + 1 < tile1;
+        for (int i = 0; i < m8; i += 8) {
+            if (pair) {
+                a8_block(w, t, 2, a, i, 8, y, ldy);
+            } else {
+                a8_block(w, t, 1, a, i, 8, y, ldy);
+            }
+        }
+    }
+    // Remaining tokens one at a time, four tiles per pass.
+    for (int i = m8; i < a->m; i++) {
+        int t = tile0;
+        for (; t + 4 <= tile1; t += 4) {
+            a8_block(w, t, 4, a, i, 1, y, ldy);
+        }
+        for (; t < tile1; t++) {
+            a8_block(w, t, 1, a, i, 1, y, ldy);
+        }
+    }
+}
+
+// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row, as int32 lanes.
+ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const uint8_t *line, int j) {
+    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(w->bits * 4);
+    int half = j % 2;
+    if (w->bits == 8) {
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)j * 16)));
+    }
+    if (w->bits == 4) {
+        __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
+        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, _mm512_set1_epi32(15));
+    }
+    // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
+    __m128i low8 = _mm_loadl_epi64((const __m128i *)block);
+    __m512i crumbs = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(low8, low8));
+    const __m512i shifts = half ? _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4)
+                                : _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i u = _mm512_and_si512(_mm512_srlv_epi32(crumbs, shifts), _mm512_set1_epi32(3));
+    uint32_t high_bits;
+    memcpy(&high_bits, block + 8, 4);
+    __mmask16 high = (__mmask16)(high_bits >> (16 * half));
+    return _mm512_mask_add_epi32(u, high, u, _mm512_set1_epi32(4));
+}
+
+// (u - z) * s for 16 columns: the same value as the scalar (float)(u - z) * s, since u - z is a
+// small integer that converts exactly either way.
+ALWAYS_INLINE __m512 dequant16(const KQuantMatrix *w, const uint8_t *line, int j, __m512 zero,
+                               __m512 scale) {
+    __m512 u = _mm512_cvtepi32_ps(row_codes16(w, line, j));
+    return _mm512_mul_ps(_mm512_sub_ps(u, zero), scale);
+}
+
+// Adds the tail columns k16 .. cols - 1 of row n to sum in increasing order, as the scalar path.
+static float a16_tail(const KQuantMatrix *w, int n, const float *x, int k16, float sum) {
+    for (int k = k16; k < w->cols; k++) {
+        int g = k / w->group < w->n_groups ? k / w->group : w->n_groups - 1;
+        float value = (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
+        sum = fmaf(x[k], value, sum);
+    }
+    return sum;
+}
+
+// nr consecutive rows from n0, sharing the loads of x.
+ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const float *x, float *y) {
+    int k16 = w->cols - w->cols % 16;
+    __m512 lane[4];
+    const uint8_t *line[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        lane[r] = _mm512_setzero_ps();
+        line[r] = w->codes + (size_t)(n0 + r) * w->stride;
+    }
+    for (int g = 0; g < w->n_groups; g++) {
+        int j_begin = g * w->group / 16;
+        int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
+        __m512 zero[4], scale[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            zero[r] = _mm512_set1_ps((float)kq_zero(w, n0 + r, g));
+            scale[r] = _mm512_set1_ps(kq_scale(w, n0 + r, g));
+        }
+        for (int j = j_begin; j < j_end; j++) {
+            __m512 xv = _mm512_loadu_ps(x + (size_t)j * 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                lane[r] = _mm512_fmadd_ps(xv, dequant16(w, line[r], j, zero[r], scale[r]), lane[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        y[n0 + r] = a16_tail(w, n0 + r, x, k16, reduce_16lane(lane[r]));
+    }
+}
+
+void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+    int n = row0;
+    for (; n + 4 <= row1; n += 4) {
+        a16_rows(w, n, 4, x, y);
+    }
+    for (; n < row1; n++) {
+        a16_rows(w, n, 1, x, y);
+    }
+}
+
+void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *out) {
+    int k16 = w->cols - w->cols % 16;
+    for (int n = row0; n < row1; n++) {
+        const uint8_t *line = w->codes + (size_t)n * w->stride;
+        float *dst = out + (size_t)(n - row0) * w->cols;
+        for (int g = 0; g < w->n_groups; g++) {
+            int j_begin = g * w->group / 16;
+            int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
+            __m512 zero = _mm512_set1_ps((float)kq_zero(w, n, g));
+            __m512 scale = _mm512_set1_ps(kq_scale(w, n, g));
+            for (int j = j_begin; j < j_end; j++) {
+                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w, line, j, zero, scale));
+            }
+        }
+        for (int k = k16; k < w->cols; k++) {
+            int g = k / w->group < w->n_groups ? k / w->group : w->n_groups - 1;
+            dst[k] = (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
+        }
+    }
+}
+
+#endif // __x86_64__
