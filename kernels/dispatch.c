@@ -112,9 +112,16 @@ bool kernels_select(const char *name) {
 
 static int thread_count;
 
+// OpenBLAS's thread setter, declared weak so that kernels/ links without OpenBLAS (the NEON test
+// binary) and governs OpenBLAS's pool too where the program links it.
+extern void openblas_set_num_threads(int n) __attribute__((weak));
+
 void kernels_set_threads(int n) {
     thread_count = n > 0 ? n : omp_get_num_procs();
     omp_set_num_threads(thread_count);
+    if (openblas_set_num_threads) {
+        openblas_set_num_threads(thread_count);
+    }
 }
 
 int kernels_threads(void) {

@@ -117,7 +117,8 @@ bool kernels_select(const char *name);
 // Lists the paths this CPU supports, best first, separated by spaces.
 const char *kernels_supported(void);
 
-// Sets the number of threads of qbias's own kernels (OpenMP). n <= 0 means all cores.
+// Sets the number of threads of qbias's own kernels (OpenMP) and, where the program links
+// OpenBLAS, of OpenBLAS's pool. n <= 0 means all cores.
 void kernels_set_threads(int n);
 int kernels_threads(void);
 

@@ -73,7 +73,7 @@ typedef struct {
 
 // A packed matrix in one 64-byte-aligned allocation (this header, then codes, scales and zero
 // points), so that free() releases all of it.
-typedef struct {
+typedef struct QMatrix {
     KQuantMatrix view;  // the kernels' view; its pointers point into this allocation
     QFormat format;
     size_t nbytes;      // bytes of the whole allocation
