@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/bench.h"
 #include "engine/gguf.h"
 #include "engine/util.h"
 
@@ -32,6 +33,9 @@ static int cmd_info(int argc, char **argv) {
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "info") == 0) {
         return cmd_info(argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "bench") == 0) {
+        return bench_main(argc - 1, argv + 1);
     }
     fprintf(stderr, "usage: qbias info MODEL\n");
     return 2;

@@ -218,3 +218,46 @@ void dequantize_rows_avx2(const KQuantMatrix *w, int row0, int row1, float *out)
 }
 
 #endif // __x86_64__
+
+#if defined(__x86_64__)
+// Ten independent accumulators cover the latency of the dot products and vfmadd.
+double peak_int8_avx2(long iterations, int32_t *sink) {
+    __m256i acc[10];
+    for (int j = 0; j < 10; j++) {
+        acc[j] = _mm256_setzero_si256();
+    }
+    volatile int source = 0x01020304;
+    __m256i u = _mm256_set1_epi32(source), q = _mm256_set1_epi32(source + 1);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 10
+        for (int j = 0; j < 10; j++) {
+            acc[j] = dot_u8s8(acc[j], u, q, 4);
+        }
+    }
+    for (int j = 1; j < 10; j++) {
+        acc[0] = _mm256_add_epi32(acc[0], acc[j]);
+    }
+    *sink = _mm256_extract_epi32(acc[0], 0);
+    return (double)iterations * 10 * 32 * 2;
+}
+
+double peak_fp32_avx2(long iterations, float *sink) {
+    __m256 acc[10];
+    for (int j = 0; j < 10; j++) {
+        acc[j] = _mm256_setzero_ps();
+    }
+    volatile float source = 1e-7f;
+    __m256 a = _mm256_set1_ps(source);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 10
+        for (int j = 0; j < 10; j++) {
+            acc[j] = _mm256_fmadd_ps(a, a, acc[j]);
+        }
+    }
+    for (int j = 1; j < 10; j++) {
+        acc[0] = _mm256_add_ps(acc[0], acc[j]);
+    }
+    *sink = _mm256_cvtss_f32(acc[0]);
+    return (double)iterations * 10 * 8 * 2;
+}
+#endif // __x86_64__

@@ -321,7 +321,54 @@ static float a16_tail(const KQuantMatrix *w, int n, const float *x, int k16, flo
     return sum;
 }
 
-// nr consecutive rows from n0, sharing the loads of x.
+// Dequantized values of one group of a row: for 4- and 3-bit codes, a table of (u - z) * s for every
+// code u, which vpermps looks up (the same values as computing them per weight); for 8-bit codes,
+// z and s to compute them.
+typedef struct {
+    __m512 table, zero, scale;
+} GroupDequant;
+
+ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, int n, int g) {
+    // KQ_ROWS scales and zero points are [rows][n_groups] (kq_scale and kq_zero, inlined).
+    size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
+    float scale = w->fp16_scales ? _cvtsh_ss(((const uint16_t *)w->scales)[index])
+                                 : ((const float *)w->scales)[index];
+    int zero = w->zeros ? w->zeros[index] : w->zero_point;
+    GroupDequant d;
+    d.zero = _mm512_set1_ps((float)zero);
+    d.scale = _mm512_set1_ps(scale);
+    const __m512 codes = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    d.table = _mm512_mul_ps(_mm512_sub_ps(codes, d.zero), d.scale);
+    return d;
+}
+
+// The 32 dequantized values of block b of a row (columns 32b .. 32b + 31) as two vectors.
+ALWAYS_INLINE void dequant32(const KQuantMatrix *w, const uint8_t *line, int b, GroupDequant d,
+                             __m512 *lo, __m512 *hi) {
+    if (w->bits == 8) {
+        *lo = dequant16(w, line, 2 * b, d.zero, d.scale);
+        *hi = dequant16(w, line, 2 * b + 1, d.zero, d.scale);
+    } else if (w->bits == 4) {
+        __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)b * 16)));
+        *lo = _mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(15)), d.table);
+        *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), d.table);
+    } else {
+        *lo = _mm512_permutexvar_ps(row_codes16(w, line, 2 * b), d.table);
+        *hi = _mm512_permutexvar_ps(row_codes16(w, line, 2 * b + 1), d.table);
+    }
+}
+
+// The 16 dequantized values of step j (columns 16j .. 16j + 15), for a last half block.
+ALWAYS_INLINE __m512 dequant16_group(const KQuantMatrix *w, const uint8_t *line, int j,
+                                     GroupDequant d) {
+    if (w->bits == 8) {
+        return dequant16(w, line, j, d.zero, d.scale);
+    }
+    return _mm512_permutexvar_ps(row_codes16(w, line, j), d.table);
+}
+
+// nr consecutive rows from n0, sharing the loads of x. Each lane adds its columns in increasing
+// order, one 16-column step after another, as the 16-lane order requires.
 ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
     __m512 lane[4];
@@ -332,19 +379,31 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const f
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
     }
     for (int g = 0; g < w->n_groups; g++) {
+        // Groups start at multiples of 32 columns, so j_begin is even.
         int j_begin = g * w->group / 16;
         int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
-        __m512 zero[4], scale[4];
+        GroupDequant d[4];
 #pragma GCC unroll 4
         for (int r = 0; r < nr; r++) {
-            zero[r] = _mm512_set1_ps((float)kq_zero(w, n0 + r, g));
-            scale[r] = _mm512_set1_ps(kq_scale(w, n0 + r, g));
+            d[r] = group_dequant(w, n0 + r, g);
         }
-        for (int j = j_begin; j < j_end; j++) {
-            __m512 xv = _mm512_loadu_ps(x + (size_t)j * 16);
+        int j = j_begin;
+        for (; j + 2 <= j_end; j += 2) {
+            __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
+            __m512 x1 = _mm512_loadu_ps(x + (size_t)j * 16 + 16);
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
-                lane[r] = _mm512_fmadd_ps(xv, dequant16(w, line[r], j, zero[r], scale[r]), lane[r]);
+                __m512 w0, w1;
+                dequant32(w, line[r], j / 2, d[r], &w0, &w1);
+                lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
+                lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
+            }
+        }
+        if (j < j_end) {
+            __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(w, line[r], j, d[r]), lane[r]);
             }
         }
     }
@@ -385,4 +444,47 @@ void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *ou
     }
 }
 
+#endif // __x86_64__
+
+#if defined(__x86_64__)
+// Twelve independent accumulators cover the latency of vpdpbusd and vfmadd on current cores.
+double peak_int8_avx512(long iterations, int32_t *sink) {
+    __m512i acc[12];
+    for (int j = 0; j < 12; j++) {
+        acc[j] = _mm512_setzero_si512();
+    }
+    volatile int source = 0x01020304;
+    __m512i u = _mm512_set1_epi32(source), q = _mm512_set1_epi32(source + 1);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) {
+            acc[j] = _mm512_dpbusd_epi32(acc[j], u, q);
+        }
+    }
+    for (int j = 1; j < 12; j++) {
+        acc[0] = _mm512_add_epi32(acc[0], acc[j]);
+    }
+    *sink = _mm512_reduce_add_epi32(acc[0]);
+    return (double)iterations * 12 * 64 * 2;
+}
+
+double peak_fp32_avx512(long iterations, float *sink) {
+    __m512 acc[12];
+    for (int j = 0; j < 12; j++) {
+        acc[j] = _mm512_setzero_ps();
+    }
+    volatile float source = 1e-7f;
+    __m512 a = _mm512_set1_ps(source);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) {
+            acc[j] = _mm512_fmadd_ps(a, a, acc[j]);
+        }
+    }
+    for (int j = 1; j < 12; j++) {
+        acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    }
+    *sink = _mm512_reduce_add_ps(acc[0]);
+    return (double)iterations * 12 * 16 * 2;
+}
 #endif // __x86_64__

@@ -100,6 +100,11 @@ typedef struct {
     void (*qgemv_a16)(const KQuantMatrix *w, int row0, int row1, const float *x, float *y);
     // Dequantizes KQ_ROWS rows [row0, row1) to out [row1 - row0, cols] fp32.
     void (*dequantize_rows)(const KQuantMatrix *w, int row0, int row1, float *out);
+    // Throughput loops for `qbias bench`: independent int8 dot products (u8 x s8 into int32) or
+    // fp32 fused multiply-adds on registers, `iterations` times. Each returns the operations done
+    // (a multiply-add counts as two) and stores a result in *sink so the loop is not optimized away.
+    double (*peak_int8)(long iterations, int32_t *sink);
+    double (*peak_fp32)(long iterations, float *sink);
 } KernelTable;
 
 // Returns the table for this CPU. The environment variable QBIAS_KERNELS (a name above) forces a
@@ -143,6 +148,8 @@ void qgemm_a8_scalar(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
                      int ldy);
 void qgemv_a16_scalar(const KQuantMatrix *w, int row0, int row1, const float *x, float *y);
 void dequantize_rows_scalar(const KQuantMatrix *w, int row0, int row1, float *out);
+double peak_int8_scalar(long iterations, int32_t *sink);
+double peak_fp32_scalar(long iterations, float *sink);
 
 void gemm_f32_avx2(const float *x, const float *w, float *y, int m, int n, int k, int ldy);
 void qgemm_a8_avx2(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y, int ldy);
@@ -150,6 +157,9 @@ void qgemm_a8_avxvnni(const KQuantMatrix *w, int tile0, int tile1, const KActs *
                       int ldy);
 void qgemv_a16_avx2(const KQuantMatrix *w, int row0, int row1, const float *x, float *y);
 void dequantize_rows_avx2(const KQuantMatrix *w, int row0, int row1, float *out);
+double peak_int8_avx2(long iterations, int32_t *sink);
+double peak_int8_avxvnni(long iterations, int32_t *sink);
+double peak_fp32_avx2(long iterations, float *sink);
 
 void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int k, int ldy);
 void quantize_acts_avx512(const float *x, int cols, int group, KActs *a);
@@ -157,11 +167,15 @@ void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
                      int ldy);
 void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y);
 void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *out);
+double peak_int8_avx512(long iterations, int32_t *sink);
+double peak_fp32_avx512(long iterations, float *sink);
 
 void gemm_f32_neon(const float *x, const float *w, float *y, int m, int n, int k, int ldy);
 void qgemm_a8_neon(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y, int ldy);
 void qgemv_a16_neon(const KQuantMatrix *w, int row0, int row1, const float *x, float *y);
 void dequantize_rows_neon(const KQuantMatrix *w, int row0, int row1, float *out);
+double peak_int8_neon(long iterations, int32_t *sink);
+double peak_fp32_neon(long iterations, float *sink);
 
 #if defined(__aarch64__)
 // Returns whether the CPU has Armv8.2's dot-product instructions (Linux hwcap "asimddp").

@@ -166,3 +166,35 @@ void qgemv_a16_scalar(const KQuantMatrix *w, int row0, int row1, const float *x,
     }
     free(row);
 }
+
+// ----------------------------------------------------------------------------
+// Throughput loops
+
+// Eight independent chains, so the loop measures throughput rather than latency.
+double peak_int8_scalar(long iterations, int32_t *sink) {
+    int32_t acc[8] = {0};
+    volatile uint8_t u_source = 3;
+    volatile int8_t q_source = -2;
+    uint8_t u = u_source;
+    int8_t q = q_source;
+    for (long i = 0; i < iterations; i++) {
+        for (int j = 0; j < 8; j++) {
+            acc[j] += u * q;
+        }
+    }
+    *sink = acc[0] + acc[7];
+    return (double)iterations * 8 * 2;
+}
+
+double peak_fp32_scalar(long iterations, float *sink) {
+    float acc[8] = {0};
+    volatile float a_source = 1e-7f;
+    float a = a_source;
+    for (long i = 0; i < iterations; i++) {
+        for (int j = 0; j < 8; j++) {
+            acc[j] = fmaf(a, a, acc[j]);
+        }
+    }
+    *sink = acc[0] + acc[7];
+    return (double)iterations * 8 * 2;
+}
