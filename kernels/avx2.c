@@ -28,7 +28,9 @@ static inline float finish(__m256 lo, __m256 hi, const float *x, const float *w,
 static inline void tile_2x2(const float *x, const float *w, float *y, int k, int ldy) {
     int k16 = k - k % 16;
     __m256 lo[2][2], hi[2][2];
+    #pragma GCC unroll 4
     for (int i = 0; i < 2; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             lo[i][j] = _mm256_setzero_ps();
             hi[i][j] = _mm256_setzero_ps();
@@ -36,20 +38,25 @@ static inline void tile_2x2(const float *x, const float *w, float *y, int k, int
     }
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m256 x_lo[2], x_hi[2];
+        #pragma GCC unroll 4
         for (int i = 0; i < 2; i++) {
             x_lo[i] = _mm256_loadu_ps(x + (long)i * k + k0);
             x_hi[i] = _mm256_loadu_ps(x + (long)i * k + k0 + 8);
         }
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             __m256 w_lo = _mm256_loadu_ps(w + (long)j * k + k0);
             __m256 w_hi = _mm256_loadu_ps(w + (long)j * k + k0 + 8);
+            #pragma GCC unroll 4
             for (int i = 0; i < 2; i++) {
                 lo[i][j] = _mm256_fmadd_ps(x_lo[i], w_lo, lo[i][j]);
                 hi[i][j] = _mm256_fmadd_ps(x_hi[i], w_hi, hi[i][j]);
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < 2; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             y[(long)i * ldy + j] =
                 finish(lo[i][j], hi[i][j], x + (long)i * k, w + (long)j * k, k16, k);

@@ -32,26 +32,34 @@ static inline float finish(__m512 acc, const float *x, const float *w, int k16, 
 static inline void tile_4x4(const float *x, const float *w, float *y, int k, int ldy) {
     int k16 = k - k % 16;
     __m512 acc[4][4];
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             acc[i][j] = _mm512_setzero_ps();
         }
     }
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m512 xv[4], wv[4];
+        #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             xv[i] = _mm512_loadu_ps(x + (long)i * k + k0);
         }
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             wv[j] = _mm512_loadu_ps(w + (long)j * k + k0);
         }
+        #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
+            #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 acc[i][j] = _mm512_fmadd_ps(xv[i], wv[j], acc[i][j]);
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             y[(long)i * ldy + j] = finish(acc[i][j], x + (long)i * k, w + (long)j * k, k16, k);
         }
@@ -74,10 +82,12 @@ static inline void tile_1x4(const float *x, const float *w, float *y, int k) {
                      _mm512_setzero_ps()};
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m512 xv = _mm512_loadu_ps(x + k0);
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + (long)j * k + k0), acc[j]);
         }
     }
+    #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         y[j] = finish(acc[j], x, w + (long)j * k, k16, k);
     }
