@@ -63,6 +63,8 @@ typedef struct {
     int prefill_tokens;
     int decode_tokens;
     int gemm_rows;
+    const char *write_gguf;     // path of a GGUF file to write the random model to, or NULL
+    const char *tokenizer_from; // GGUF file whose tokenizer the written model copies
 } BenchOptions;
 
 static const char usage[] =
@@ -82,7 +84,10 @@ static const char usage[] =
     "  --prefill N        prompt tokens of the prefill measurement (default: 512)\n"
     "  --decode N         tokens of the decode measurement (default: 32)\n"
     "  --gemm-rows N      activation rows of the matrix-matrix measurement (default: 512)\n"
-    "  --seconds S        minimum timed seconds per measurement (default: 0.5)\n";
+    "  --seconds S        minimum timed seconds per measurement (default: 0.5)\n"
+    "  --write-gguf PATH  also write the random model of --models (one name) as a GGUF file with\n"
+    "                     F16 matrices, for timing other engines on the same file\n"
+    "  --tokenizer-from F GGUF file whose tokenizer (and vocabulary size) --write-gguf copies\n";
 
 // Returns whether `name` is an item of the comma-separated `list` ("all" lists everything).
 static bool list_has(const char *list, const char *name) {
@@ -161,6 +166,10 @@ static int parse_options(int argc, char **argv, BenchOptions *o) {
             return err_set("%s: missing value, or unknown option\n%s", a, usage);
         } else if (strcmp(a, "--threads") == 0) {
             rc = parse_int_arg(a, value, 1, 4096, &o->threads);
+        } else if (strcmp(a, "--write-gguf") == 0) {
+            o->write_gguf = value;
+        } else if (strcmp(a, "--tokenizer-from") == 0) {
+            o->tokenizer_from = value;
         } else if (strcmp(a, "--kernels") == 0) {
             o->kernels = value;
         } else if (strcmp(a, "--formats") == 0) {
@@ -206,6 +215,10 @@ static int parse_options(int argc, char **argv, BenchOptions *o) {
     if (check_list("--formats", o->formats, format_names, (int)ARRAY_LEN(all_formats)) < 0 ||
         check_list("--models", o->models, model_names, (int)ARRAY_LEN(all_shapes)) < 0) {
         return -1;
+    }
+    if (o->write_gguf && (!o->tokenizer_from || strchr(o->models, ',') ||
+                          strcmp(o->models, "all") == 0 || strcmp(o->models, "none") == 0)) {
+        return err_set("--write-gguf needs --tokenizer-from GGUF and exactly one name in --models");
     }
     return 0;
 }
@@ -667,6 +680,122 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
 }
 
 // ----------------------------------------------------------------------------
+// A random model as a GGUF file
+
+// Adds a random F16 matrix [rows, cols] (ggml shape [cols, rows]) to the writer; the caller keeps
+// *data until the file is written.
+static void add_random_f16(GGUFWriter *w, const char *name, int rows, int cols, uint64_t seed,
+                           uint16_t **data) {
+    // Standard deviation 1 / sqrt(cols), as random_weight's.
+    size_t n = (size_t)rows * (size_t)cols;
+    float *values = xmalloc(n * sizeof(float));
+    fill_random_floats(values, n, sqrtf(3.0f / (float)cols), seed);
+    *data = xmalloc(n * sizeof(uint16_t));
+    for (size_t i = 0; i < n; i++) {
+        (*data)[i] = fp32_to_fp16(values[i]);
+    }
+    free(values);
+    int64_t ne[2] = {cols, rows};
+    gguf_writer_add_tensor(w, name, GGML_TYPE_F16, 2, ne, *data);
+}
+
+// Writes a random model of shape s with the tokenizer of o->tokenizer_from, whose vocabulary size
+// replaces the shape's. Matrices are F16 and norms F32 (all ones), so another engine can load the
+// file and quantize it itself. Returns 0, or -1 with an error.
+static int write_random_gguf(const ModelShape *shape, const BenchOptions *o) {
+    GGUFFile *tokenizer = gguf_open(o->tokenizer_from);
+    if (!tokenizer) {
+        return -1;
+    }
+    const GGUFArray *tokens = NULL;
+    if (gguf_get_array(tokenizer, "tokenizer.ggml.tokens", &tokens) <= 0) {
+        err_set("%s: no tokenizer.ggml.tokens array; --tokenizer-from needs a GGUF with a "
+                "tokenizer", o->tokenizer_from);
+        gguf_close(tokenizer);
+        return -1;
+    }
+    ModelShape s = *shape;
+    s.n_vocab = (int)tokens->n;
+    if (s.n_vocab != shape->n_vocab) {
+        log_warn("bench: the written %s model has the %d-token vocabulary of %s instead of %d",
+                 s.name, s.n_vocab, o->tokenizer_from, shape->n_vocab);
+    }
+    double bytes = 2.0 * ((double)s.n_vocab * s.n_embd * (s.tied_output ? 1 : 2) +
+                          (double)s.n_layer * s.n_embd *
+                              (2.0 * s.n_head * s.head_dim + 2.0 * s.n_head_kv * s.head_dim + 3.0 * s.n_ff));
+    long available = available_memory_bytes();
+    if (available > 0 && bytes > 0.85 * (double)available) {
+        gguf_close(tokenizer);
+        return err_set("--write-gguf: the F16 %s model needs %.1f GB in memory but %.1f GB are "
+                       "available; choose a smaller model",
+                       s.name, bytes / 1e9, (double)available / 1e9);
+    }
+
+    GGUFWriter *w = gguf_writer_new();
+    gguf_writer_set_string(w, "general.architecture", "llama");
+    gguf_writer_set_string(w, "general.name", s.name);
+    gguf_writer_set_u32(w, "llama.context_length", 4096);
+    gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)s.n_embd);
+    gguf_writer_set_u32(w, "llama.block_count", (uint32_t)s.n_layer);
+    gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)s.n_ff);
+    gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)s.n_head);
+    gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)s.n_head_kv);
+    gguf_writer_set_u32(w, "llama.attention.key_length", (uint32_t)s.head_dim);
+    gguf_writer_set_u32(w, "llama.attention.value_length", (uint32_t)s.head_dim);
+    gguf_writer_set_u32(w, "llama.rope.dimension_count", (uint32_t)s.head_dim);
+    gguf_writer_set_f32(w, "llama.rope.freq_base", s.rope_freq_base);
+    gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    for (uint64_t i = 0; i < tokenizer->n_kv; i++) {
+        if (strncmp(tokenizer->kv[i].key, "tokenizer.", 10) == 0) {
+            gguf_writer_copy_key(w, tokenizer, tokenizer->kv[i].key);
+        }
+    }
+
+    // Every matrix stays allocated until the file is written; the writer copies the names.
+    int n_buffers = 2 + 7 * s.n_layer, n = 0;
+    uint16_t **buffers = xcalloc((size_t)n_buffers, sizeof(uint16_t *));
+    float *ones = xmalloc((size_t)s.n_embd * sizeof(float));
+    for (int i = 0; i < s.n_embd; i++) {
+        ones[i] = 1.0f;
+    }
+    int64_t norm_ne[1] = {s.n_embd};
+    uint64_t seed = 100;
+    add_random_f16(w, "token_embd.weight", s.n_vocab, s.n_embd, seed++, &buffers[n++]);
+    if (!s.tied_output) {
+        add_random_f16(w, "output.weight", s.n_vocab, s.n_embd, seed++, &buffers[n++]);
+    }
+    gguf_writer_add_tensor(w, "output_norm.weight", GGML_TYPE_F32, 1, norm_ne, ones);
+
+    int q_dim = s.n_head * s.head_dim, kv_dim = s.n_head_kv * s.head_dim;
+    const char *suffixes[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
+                               "ffn_down"};
+    const int rows[7] = {q_dim, kv_dim, kv_dim, s.n_embd, s.n_ff, s.n_ff, s.n_embd};
+    const int cols[7] = {s.n_embd, s.n_embd, s.n_embd, q_dim, s.n_embd, s.n_embd, s.n_ff};
+    for (int l = 0; l < s.n_layer; l++) {
+        char name[96];
+        for (int i = 0; i < 7; i++) {
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, suffixes[i]);
+            add_random_f16(w, name, rows[i], cols[i], seed++, &buffers[n++]);
+        }
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 1, norm_ne, ones);
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+        gguf_writer_add_tensor(w, name, GGML_TYPE_F32, 1, norm_ne, ones);
+    }
+
+    log_info("bench: writing %s (%.2f GB)", o->write_gguf, bytes / 1e9);
+    int rc = gguf_writer_write(w, o->write_gguf);
+    gguf_writer_free(w);
+    for (int i = 0; i < n; i++) {
+        free(buffers[i]);
+    }
+    free(buffers);
+    free(ones);
+    gguf_close(tokenizer);
+    return rc;
+}
+
+// ----------------------------------------------------------------------------
 // The command
 
 typedef struct {
@@ -860,6 +989,13 @@ int bench_main(int argc, char **argv) {
     b.peak_fp32 = measure_peak(kernels_get(), b.threads, false, o.min_seconds);
 
     int rc = 0;
+    if (o.write_gguf) {
+        for (size_t i = 0; i < ARRAY_LEN(all_shapes) && rc == 0; i++) {
+            if (strcmp(o.models, all_shapes[i].name) == 0) {
+                rc = write_random_gguf(&all_shapes[i], &o);
+            }
+        }
+    }
     b.kernel_results = xcalloc((size_t)n_shapes * ARRAY_LEN(all_formats) + 1, sizeof(KernelResult));
     for (int s = 0; s < n_shapes && rc == 0; s++) {
         for (size_t f = 0; f < ARRAY_LEN(all_formats) && rc == 0; f++) {

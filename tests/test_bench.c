@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../engine/bench.h"
+#include "../engine/forward.h"
 #include "../engine/util.h"
 #include "test.h"
 
@@ -111,4 +112,52 @@ TEST(bench_rejects_invalid_arguments) {
                   cases[i][1]);
         free(out);
     }
+}
+
+// The written model loads as a llama model of the requested shape with the copied tokenizer, and
+// a packed variant of it runs.
+TEST(bench_writes_loadable_gguf) {
+    char *path = path_join(test_tmp_dir(), "tiny.gguf");
+    const char *args[] = {"--threads", "1", "--seconds", "0.01", "--shapes", "none",
+                          "--models", "tiny", "--formats", "w4a8", "--prefill", "4",
+                          "--decode", "2", "--write-gguf", path, "--tokenizer-from",
+                          test_shared_path("models/stories260K/stories260K.gguf")};
+    char *out = NULL;
+    REQUIRE(run_bench(args, (int)ARRAY_LEN(args), &out) == 0);
+    free(out);
+
+    Model *m = model_load(path);
+    REQUIRE_MSG(m != NULL, "%s", err_msg());
+    CHECK_EQ_INT(m->config.n_embd, 64);
+    CHECK_EQ_INT(m->config.n_layer, 2);
+    CHECK_EQ_INT(m->config.n_head, 4);
+    CHECK_EQ_INT(m->config.n_head_kv, 2);
+    CHECK_EQ_INT(m->config.head_dim, 16);
+    CHECK_EQ_INT(m->config.n_ff, 172);
+    CHECK_EQ_INT(m->config.n_vocab, 512);
+    CHECK(m->config.tied_output);
+    CHECK_EQ_INT(m->layers[1].ffn_down.type, GGML_TYPE_F16);
+
+    QuantSpec spec;
+    char error[256];
+    REQUIRE(quant_spec_parse("rtn:w4g32a8", &spec, error, sizeof error) == 0);
+    Model *v = model_make_variant(m, &spec);
+    REQUIRE_MSG(v != NULL, "%s", err_msg());
+    int tokens[3] = {1, 2, 3}, pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
+    Batch batch = {.n_tokens = 3, .tokens = tokens, .pos = pos, .seq = seq};
+    KVCache *kv = kv_cache_new(&v->config, 1, 3);
+    float hidden[3 * 64], logits[512];
+    REQUIRE_OK(model_forward(v, kv, &batch, hidden));
+    model_logits(v, hidden + 2 * 64, 1, logits);
+    for (int i = 0; i < 512; i++) {
+        CHECK(isfinite(logits[i]));
+    }
+    kv_cache_free(kv);
+    model_free(v);
+    model_free(m);
+
+    const char *missing[] = {"--models", "tiny", "--write-gguf", path};
+    CHECK(run_bench(missing, (int)ARRAY_LEN(missing), &out) == 2);
+    free(out);
+    free(path);
 }
