@@ -345,9 +345,9 @@ static float a16_tail(const KQuantMatrix *w, int n, const float *x, int k16, flo
     return sum;
 }
 
-// Dequantized values of one group of a row: for 4- and 3-bit codes, a table of (u - z) * s for every
-// code u, which vpermps looks up (the same values as computing them per weight); for 8-bit codes,
-// z and s to compute them.
+// Dequantization of one group of a row. For 4- and 3-bit codes, `table` holds (u - z) * s for every
+// code u, and vpermps looks values up in it (the same values as computing them per weight). For
+// 8-bit codes, the kernels compute them from `zero` and `scale`.
 typedef struct {
     __m512 table, zero, scale;
 } GroupDequant;

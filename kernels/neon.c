@@ -4,8 +4,8 @@
 //
 // gemm_f32 and the weight-only kernels keep the 16 lanes of the 16-lane order (kernels.h) in four
 // float32x4 registers per output. The int8 kernel keeps a 16-row tile in four int32x4 registers
-// (rows 0-3, 4-7, 8-11, 12-15); sdot multiplies signed bytes only, so 8-bit codes u enter as
-// u - 128 (u ^ 0x80) and 128 * group_sum is added back, which keeps the int32 group sums exact.
+// (rows 0-3, 4-7, 8-11, 12-15). sdot multiplies signed bytes only, so 8-bit codes u enter as
+// u - 128 (u ^ 0x80), and adding 128 * group_sum back keeps the int32 group sums exact.
 #if defined(__aarch64__)
 #include <arm_neon.h>
 #include <math.h>

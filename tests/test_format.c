@@ -51,7 +51,8 @@ TEST(format_codes_round_trip) {
 TEST(format_scales_and_zeros_round_trip) {
     const QFormat f32 = {4, 32, false, false, true}, f16 = {4, 32, false, true, false};
     QMatrix *a = qmatrix_new(20, 100, &f32), *b = qmatrix_new(20, 100, &f16);
-    REQUIRE(a && b);
+    REQUIRE(a != NULL);
+    REQUIRE(b != NULL);
     CHECK_EQ_INT(a->view.n_groups, 4);
     for (int r = 0; r < 20; r++) {
         for (int g = 0; g < 4; g++) {
@@ -109,7 +110,9 @@ TEST(format_rtn_dequantizes_to_fake_quant) {
         float *w = malloc((size_t)rows * cols * sizeof(float));
         float *fake = malloc((size_t)rows * cols * sizeof(float));
         float *back = malloc((size_t)cols * sizeof(float));
-        REQUIRE(w && fake && back);
+        REQUIRE(w != NULL);
+        REQUIRE(fake != NULL);
+        REQUIRE(back != NULL);
         for (int i = 0; i < rows * cols; i++) {
             // Deterministic values with a few large ones, as real weights have.
             w[i] = sinf((float)i * 0.37f) * (i % 29 == 0 ? 6.0f : 1.0f);
@@ -192,9 +195,9 @@ static void layer_weights(Layer *layer, Weight *out[7]) {
 // Weight-only packed variants equal the fake-quant path bit for bit (same dequantized values, same
 // 16-lane order). Int8-activation products differ by the float rounding of the group sums and
 // scales only: a few ulps per matrix product, checked on every matrix. Through a whole model that
-// rounding can flip an activation's int8 code where x / scale sits on a rounding boundary, which
-// moves it by a whole quantization step, so sentence scores are compared with a tolerance of 2%
-// (seen: 0.8% for one sentence of rtn:w8ca8, 0.1% or less for the rest).
+// rounding can flip an activation's int8 code where x / scale sits on a rounding boundary. Such a
+// flip moves the activation by a whole quantization step, so sentence scores are compared with a
+// tolerance of 2% (seen: 0.8% for one sentence of rtn:w8ca8, 0.1% or less for the rest).
 TEST(packed_scores_equal_fake_quant) {
     static const char *specs[] = {"rtn:w4g128", "rtn:w8g128", "rtn:w3g128-asym", "rtn:w4c",
                                   "rtn:w2g32-f16", "rtn:w4g128a8", "rtn:w8ca8", "rtn:w4g32a8-asym"};
@@ -211,7 +214,8 @@ TEST(packed_scores_equal_fake_quant) {
             layer_weights(&packed->layers[l], a);
             layer_weights(&fake->layers[l], b);
             for (int i = 0; i < 7; i++) {
-                REQUIRE(a[i]->packed != NULL && b[i]->packed == NULL);
+                REQUIRE(a[i]->packed != NULL);
+                REQUIRE(b[i]->packed == NULL);
                 int n = 5, rows = a[i]->rows, cols = a[i]->cols;
                 float *x = xmalloc((size_t)n * cols * sizeof(float));
                 float *ya = xmalloc((size_t)n * rows * sizeof(float));
@@ -292,7 +296,8 @@ TEST(packed_variant_memory) {
     }
     double per_weight = (double)packed_bytes / (double)params;
     printf("  rtn:w4g128 on stories260K: %.3f bytes per quantized weight\n", per_weight);
-    CHECK(per_weight > 0.5 && per_weight < 0.75);
+    CHECK(per_weight > 0.5);
+    CHECK(per_weight < 0.75);
     CHECK_EQ_INT(fake_bytes, params * 4);
     model_free(fake);
     model_free(w4);
@@ -321,10 +326,14 @@ TEST(spec_parses_packing_suffixes) {
     REQUIRE(quant_spec_parse("rtn:w4g128a8-asym-f16-fake", &spec, error, sizeof error) == 0);
     CHECK_STR(spec.text, "rtn:w4g128a8-asym-f16-fake");
     CHECK_EQ_INT(spec.act_bits, 8);
-    CHECK(!spec.symmetric && spec.fp16_scales && spec.fake_quant);
+    CHECK(!spec.symmetric);
+    CHECK(spec.fp16_scales);
+    CHECK(spec.fake_quant);
     REQUIRE(quant_spec_parse("rtn:w8ca8", &spec, error, sizeof error) == 0);
     CHECK_STR(spec.text, "rtn:w8ca8");
-    CHECK(spec.symmetric && !spec.fp16_scales && !spec.fake_quant);
+    CHECK(spec.symmetric);
+    CHECK(!spec.fp16_scales);
+    CHECK(!spec.fake_quant);
     REQUIRE(quant_spec_parse("rtn:w3g64-f16", &spec, error, sizeof error) == 0);
     CHECK_EQ_INT(spec.act_bits, 0);
     CHECK(spec.fp16_scales);
