@@ -181,8 +181,8 @@ ALWAYS_INLINE __m512 tile_scales(const KQuantMatrix *w, size_t index) {
 // nt tiles x nm tokens of int8 products, starting at tile `tile` and token i0. Lane r of every
 // vector is row r of its tile. With one token, two accumulators per tile split the chunks to keep
 // more dot products in flight; integer sums do not depend on that split.
-ALWAYS_INLINE void a8_block(const KQuantMatrix *w, int tile, const int nt, const KActs *a, int i0,
-                            const int nm, float *y, int ldy) {
+ALWAYS_INLINE void a8_block(const KQuantMatrix *w, const int bits, int tile, const int nt,
+                            const KActs *a, int i0, const int nm, float *y, int ldy) {
     const bool split = nm == 1;
     const __m512i nibble = _mm512_set1_epi8(15);
     __m512 facc[4][8];
@@ -221,13 +221,13 @@ ALWAYS_INLINE void a8_block(const KQuantMatrix *w, int tile, const int nt, const
                 if (split) {
                     // One token reads each chunk once: fetch ahead of the hardware prefetcher,
                     // which follows nt interleaved streams less well than one.
-                    const uint8_t *ahead = tile_codes + (size_t)(k / 8) * 64 * (w->bits / 4) + PREFETCH_BYTES;
+                    const uint8_t *ahead = tile_codes + (size_t)(k / 8) * 64 * (bits / 4) + PREFETCH_BYTES;
                     _mm_prefetch((const char *)ahead, _MM_HINT_T0);
-                    if (w->bits == 8) {
+                    if (bits == 8) {
                         _mm_prefetch((const char *)ahead + 64, _MM_HINT_T0);
                     }
                 }
-                if (w->bits == 8) {
+                if (bits == 8) {
                     w0[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4) * 64);
                     w1[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4 + 1) * 64);
                 } else {
@@ -279,16 +279,17 @@ ALWAYS_INLINE void a8_block(const KQuantMatrix *w, int tile, const int nt, const
     }
 }
 
-void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y,
-                     int ldy) {
+// The microkernels for one container size, so that its branches fold away.
+ALWAYS_INLINE void a8_tiles(const KQuantMatrix *w, const int bits, int tile0, int tile1,
+                            const KActs *a, float *y, int ldy) {
     int m8 = a->m - a->m % 8;
     for (int t = tile0; t < tile1; t += 2) {
         bool pair = t + 1 < tile1;
         for (int i = 0; i < m8; i += 8) {
             if (pair) {
-                a8_block(w, t, 2, a, i, 8, y, ldy);
+                a8_block(w, bits, t, 2, a, i, 8, y, ldy);
             } else {
-                a8_block(w, t, 1, a, i, 8, y, ldy);
+                a8_block(w, bits, t, 1, a, i, 8, y, ldy);
             }
         }
     }
@@ -296,22 +297,31 @@ void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
     for (int i = m8; i < a->m; i++) {
         int t = tile0;
         for (; t + 4 <= tile1; t += 4) {
-            a8_block(w, t, 4, a, i, 1, y, ldy);
+            a8_block(w, bits, t, 4, a, i, 1, y, ldy);
         }
         for (; t < tile1; t++) {
-            a8_block(w, t, 1, a, i, 1, y, ldy);
+            a8_block(w, bits, t, 1, a, i, 1, y, ldy);
         }
     }
 }
 
-// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row, as int32 lanes.
-ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const uint8_t *line, int j) {
-    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(w->bits * 4);
-    int half = j % 2;
+void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y,
+                     int ldy) {
     if (w->bits == 8) {
+        a8_tiles(w, 8, tile0, tile1, a, y, ldy);
+    } else {
+        a8_tiles(w, 4, tile0, tile1, a, y, ldy);
+    }
+}
+
+// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row, as int32 lanes.
+ALWAYS_INLINE __m512i row_codes16(const int bits, const uint8_t *line, int j) {
+    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(bits * 4);
+    int half = j % 2;
+    if (bits == 8) {
         return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)j * 16)));
     }
-    if (w->bits == 4) {
+    if (bits == 4) {
         __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
         return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, _mm512_set1_epi32(15));
     }
@@ -329,9 +339,9 @@ ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const uint8_t *line, in
 
 // (u - z) * s for 16 columns: the same value as the scalar (float)(u - z) * s, since u - z is a
 // small integer that converts exactly either way.
-ALWAYS_INLINE __m512 dequant16(const KQuantMatrix *w, const uint8_t *line, int j, __m512 zero,
+ALWAYS_INLINE __m512 dequant16(const int bits, const uint8_t *line, int j, __m512 zero,
                                __m512 scale) {
-    __m512 u = _mm512_cvtepi32_ps(row_codes16(w, line, j));
+    __m512 u = _mm512_cvtepi32_ps(row_codes16(bits, line, j));
     return _mm512_mul_ps(_mm512_sub_ps(u, zero), scale);
 }
 
@@ -367,33 +377,33 @@ ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, int n, int g) {
 }
 
 // The 32 dequantized values of block b of a row (columns 32b .. 32b + 31) as two vectors.
-ALWAYS_INLINE void dequant32(const KQuantMatrix *w, const uint8_t *line, int b, GroupDequant d,
+ALWAYS_INLINE void dequant32(const int bits, const uint8_t *line, int b, GroupDequant d,
                              __m512 *lo, __m512 *hi) {
-    if (w->bits == 8) {
-        *lo = dequant16(w, line, 2 * b, d.zero, d.scale);
-        *hi = dequant16(w, line, 2 * b + 1, d.zero, d.scale);
-    } else if (w->bits == 4) {
+    if (bits == 8) {
+        *lo = dequant16(bits, line, 2 * b, d.zero, d.scale);
+        *hi = dequant16(bits, line, 2 * b + 1, d.zero, d.scale);
+    } else if (bits == 4) {
         __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)b * 16)));
         *lo = _mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(15)), d.table);
         *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), d.table);
     } else {
-        *lo = _mm512_permutexvar_ps(row_codes16(w, line, 2 * b), d.table);
-        *hi = _mm512_permutexvar_ps(row_codes16(w, line, 2 * b + 1), d.table);
+        *lo = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b), d.table);
+        *hi = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b + 1), d.table);
     }
 }
 
 // The 16 dequantized values of step j (columns 16j .. 16j + 15), for a last half block.
-ALWAYS_INLINE __m512 dequant16_group(const KQuantMatrix *w, const uint8_t *line, int j,
-                                     GroupDequant d) {
-    if (w->bits == 8) {
-        return dequant16(w, line, j, d.zero, d.scale);
+ALWAYS_INLINE __m512 dequant16_group(const int bits, const uint8_t *line, int j, GroupDequant d) {
+    if (bits == 8) {
+        return dequant16(bits, line, j, d.zero, d.scale);
     }
-    return _mm512_permutexvar_ps(row_codes16(w, line, j), d.table);
+    return _mm512_permutexvar_ps(row_codes16(bits, line, j), d.table);
 }
 
 // nr consecutive rows from n0, sharing the loads of x. Each lane adds its columns in increasing
 // order, one 16-column step after another, as the 16-lane order requires.
-ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const float *x, float *y) {
+ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const int nr,
+                            const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
     __m512 lane[4];
     const uint8_t *line[4];
@@ -418,9 +428,9 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const f
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
                 __m512 w0, w1;
-                _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(w->bits * 4) + PREFETCH_BYTES,
+                _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + PREFETCH_BYTES,
                              _MM_HINT_T0);
-                dequant32(w, line[r], j / 2, d[r], &w0, &w1);
+                dequant32(bits, line[r], j / 2, d[r], &w0, &w1);
                 lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
                 lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
             }
@@ -429,7 +439,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const f
             __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
-                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(w, line[r], j, d[r]), lane[r]);
+                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(bits, line[r], j, d[r]), lane[r]);
             }
         }
     }
@@ -439,13 +449,25 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const f
     }
 }
 
-void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, int row0, int row1,
+                             const float *x, float *y) {
     int n = row0;
     for (; n + 4 <= row1; n += 4) {
-        a16_rows(w, n, 4, x, y);
+        a16_rows(w, bits, n, 4, x, y);
     }
     for (; n < row1; n++) {
-        a16_rows(w, n, 1, x, y);
+        a16_rows(w, bits, n, 1, x, y);
+    }
+}
+
+void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+    // One instance per container size, so that its branches fold away.
+    if (w->bits == 8) {
+        a16_range(w, 8, row0, row1, x, y);
+    } else if (w->bits == 4) {
+        a16_range(w, 4, row0, row1, x, y);
+    } else {
+        a16_range(w, 3, row0, row1, x, y);
     }
 }
 
@@ -460,7 +482,7 @@ void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *ou
             __m512 zero = _mm512_set1_ps((float)kq_zero(w, n, g));
             __m512 scale = _mm512_set1_ps(kq_scale(w, n, g));
             for (int j = j_begin; j < j_end; j++) {
-                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w, line, j, zero, scale));
+                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w->bits, line, j, zero, scale));
             }
         }
         for (int k = k16; k < w->cols; k++) {
