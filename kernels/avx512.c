@@ -122,8 +122,11 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-// Distance of software prefetches in the streaming loops: 16 cache lines.
+// Distances of the software prefetches in the streaming loops, tuned on one Zen 5 core: 64 cache
+// lines ahead in the int8 loops, 16 in the slower weight-only loops.
 #define PREFETCH_BYTES 4096
+#define A16_PREFETCH_BYTES 1024
+
 
 void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
     int c16 = cols - cols % 16;
@@ -383,8 +386,9 @@ ALWAYS_INLINE void dequant32(const int bits, const uint8_t *line, int b, GroupDe
         *lo = dequant16(bits, line, 2 * b, d.zero, d.scale);
         *hi = dequant16(bits, line, 2 * b + 1, d.zero, d.scale);
     } else if (bits == 4) {
+        // vpermps reads only the low 4 bits of each index, so the low nibble needs no mask.
         __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)b * 16)));
-        *lo = _mm512_permutexvar_ps(_mm512_and_si512(bytes, _mm512_set1_epi32(15)), d.table);
+        *lo = _mm512_permutexvar_ps(bytes, d.table);
         *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), d.table);
     } else {
         *lo = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b), d.table);
@@ -428,8 +432,11 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
 #pragma GCC unroll 4
             for (int r = 0; r < nr; r++) {
                 __m512 w0, w1;
-                _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + PREFETCH_BYTES,
-                             _MM_HINT_T0);
+                // One prefetch per cache line: 64 bytes hold 4 blocks of 4-bit codes, 2 of 8-bit.
+                if (bits == 3 || (j / 2) % (16 / bits) == 0) {
+                    _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + A16_PREFETCH_BYTES,
+                                 _MM_HINT_T0);
+                }
                 dequant32(bits, line[r], j / 2, d[r], &w0, &w1);
                 lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
                 lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
