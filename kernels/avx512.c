@@ -127,7 +127,6 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
 #define PREFETCH_BYTES 4096
 #define A16_PREFETCH_BYTES 1024
 
-
 void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
     int c16 = cols - cols % 16;
     for (int i = 0; i < a->m; i++) {
