@@ -403,14 +403,14 @@ ALWAYS_INLINE __m512 dequant16_group(const int bits, const uint8_t *line, int j,
     return _mm512_permutexvar_ps(row_codes16(bits, line, j), d.table);
 }
 
-// nr consecutive rows from n0, sharing the loads of x. Each lane adds its columns in increasing
-// order, one 16-column step after another, as the 16-lane order requires.
+// nr (up to 8) consecutive rows from n0, sharing the loads of x. Each lane adds its columns in
+// increasing order, one 16-column step after another, as the 16-lane order requires.
 ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const int nr,
                             const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
-    __m512 lane[4];
-    const uint8_t *line[4];
-#pragma GCC unroll 4
+    __m512 lane[8];
+    const uint8_t *line[8];
+#pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
         lane[r] = _mm512_setzero_ps();
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
@@ -419,8 +419,8 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         // Groups start at multiples of 32 columns, so j_begin is even.
         int j_begin = g * w->group / 16;
         int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
-        GroupDequant d[4];
-#pragma GCC unroll 4
+        GroupDequant d[8];
+#pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
             d[r] = group_dequant(w, n0 + r, g);
         }
@@ -428,7 +428,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         for (; j + 2 <= j_end; j += 2) {
             __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
             __m512 x1 = _mm512_loadu_ps(x + (size_t)j * 16 + 16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
                 __m512 w0, w1;
                 // One prefetch per cache line: 64 bytes hold 4 blocks of 4-bit codes, 2 of 8-bit.
@@ -443,13 +443,13 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         }
         if (j < j_end) {
             __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
                 lane[r] = _mm512_fmadd_ps(x0, dequant16_group(bits, line[r], j, d[r]), lane[r]);
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
         y[n0 + r] = a16_tail(w, n0 + r, x, k16, reduce_16lane(lane[r]));
     }
@@ -458,8 +458,8 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
 ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, int row0, int row1,
                              const float *x, float *y) {
     int n = row0;
-    for (; n + 4 <= row1; n += 4) {
-        a16_rows(w, bits, n, 4, x, y);
+    for (; n + 8 <= row1; n += 8) {
+        a16_rows(w, bits, n, 8, x, y);
     }
     for (; n < row1; n++) {
         a16_rows(w, bits, n, 1, x, y);
