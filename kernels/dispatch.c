@@ -142,7 +142,7 @@ int kernels_threads(void) {
 #define GEMM_COLUMN_BLOCK 64
 
 // Products below this many multiply-adds run on the calling thread: waking threads costs more.
-#define SERIAL_MACS 1e5
+#define SERIAL_MACS 1e6
 
 void gemm_f32(const float *x, const float *w, float *y, int m, int n, int k, int ldy) {
     const KernelTable *table = kernels_get();
