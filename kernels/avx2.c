@@ -113,6 +113,7 @@ static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i q, int bits) {
 }
 
 #define A8_ENTRY qgemm_a8_avx2
+#define A8_PEAK_ENTRY peak_int8_avx2
 #include "avx2_a8.h"
 
 #define AVX2_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -227,27 +228,7 @@ void dequantize_rows_avx2(const KQuantMatrix *w, int row0, int row1, float *out)
 #endif // __x86_64__
 
 #if defined(__x86_64__)
-// Ten independent accumulators cover the latency of the dot products and vfmadd.
-double peak_int8_avx2(long iterations, int32_t *sink) {
-    __m256i acc[10];
-    for (int j = 0; j < 10; j++) {
-        acc[j] = _mm256_setzero_si256();
-    }
-    volatile int source = 0x01020304;
-    __m256i u = _mm256_set1_epi32(source), q = _mm256_set1_epi32(source + 1);
-    for (long i = 0; i < iterations; i++) {
-#pragma GCC unroll 10
-        for (int j = 0; j < 10; j++) {
-            acc[j] = dot_u8s8(acc[j], u, q, 4);
-        }
-    }
-    for (int j = 1; j < 10; j++) {
-        acc[0] = _mm256_add_epi32(acc[0], acc[j]);
-    }
-    *sink = _mm256_extract_epi32(acc[0], 0);
-    return (double)iterations * 10 * 32 * 2;
-}
-
+// Ten independent accumulators cover the latency of vfmadd.
 double peak_fp32_avx2(long iterations, float *sink) {
     __m256 acc[10];
     for (int j = 0; j < 10; j++) {

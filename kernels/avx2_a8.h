@@ -1,9 +1,10 @@
 // avx2_a8.h: the AVX2 int8-activation kernel, included by avx2.c and avxvnni.c.
 //
-// The includer defines A8_ENTRY (the function name) and dot_u8s8(acc, u, q), which adds to each
-// int32 lane of acc the four products of its unsigned weight bytes u and signed activation bytes q.
-// AVX-VNNI does that in one vpdpbusd; plain AVX2 needs vpmaddubsw, whose int16 sums saturate, so
-// avx2.c splits 8-bit codes into nibbles (15 * 127 * 2 fits int16). Either way the int32 sums are
+// The includer defines A8_ENTRY and A8_PEAK_ENTRY (the names of the product and of the throughput
+// loop) and dot_u8s8(acc, u, q, bits), which adds to each int32 lane of acc the four products of
+// its unsigned weight bytes u and signed activation bytes q. AVX-VNNI does that in one vpdpbusd.
+// Plain AVX2 needs vpmaddubsw, whose int16 sums saturate, so avx2.c splits 8-bit codes into
+// nibbles (15 * 127 * 2 fits int16). Either way the int32 sums are
 // exact, so both give the scalar path's results bit for bit.
 //
 // A 16-row tile is two vectors: rows 0-7 and rows 8-15 (lane r of half h is row 8h + r).
@@ -137,4 +138,25 @@ void A8_ENTRY(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float
             }
         }
     }
+}
+
+// Ten independent accumulators cover the latency of the dot products.
+double A8_PEAK_ENTRY(long iterations, int32_t *sink) {
+    __m256i acc[10];
+    for (int j = 0; j < 10; j++) {
+        acc[j] = _mm256_setzero_si256();
+    }
+    volatile int source = 0x01020304;
+    __m256i u = _mm256_set1_epi32(source), q = _mm256_set1_epi32(source + 1);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 10
+        for (int j = 0; j < 10; j++) {
+            acc[j] = dot_u8s8(acc[j], u, q, 4);
+        }
+    }
+    for (int j = 1; j < 10; j++) {
+        acc[0] = _mm256_add_epi32(acc[0], acc[j]);
+    }
+    *sink = _mm256_extract_epi32(acc[0], 0);
+    return (double)iterations * 10 * 32 * 2;
 }
