@@ -4,6 +4,7 @@
 #   make PORTABLE=1 build for any CPU of the architecture (no -march=native)
 #   make test       build and run the unit and end-to-end tests (last line: "N passed, N failed")
 #   make demo       run the main job on stories260K and print the summary
+#   make test-neon  cross-compile the kernel tests for aarch64 and run them under qemu-user
 #   make deps       check the system packages; installs missing ones when run as root
 #
 # Every build target first runs the package check, so a fresh Debian/Ubuntu machine needs only
@@ -42,7 +43,7 @@ TEST_SOURCES := $(wildcard tests/*.c)
 LIB_OBJECTS := $(LIB_SOURCES:%.c=$(BUILD)/%.o)
 TEST_OBJECTS := $(TEST_SOURCES:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps binaries test demo clean
+.PHONY: all deps binaries test test-neon demo clean
 
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/qbias
@@ -60,8 +61,13 @@ $(BUILD)/%.o: %.c
 # where the CPU has it (kernels/dispatch.c). -ffp-contract=off (also the ISO C default) keeps the
 # compiler from fusing multiplies and adds that the reference order keeps separate.
 ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
-$(BUILD)/kernels/avx2.o: QBIAS_CFLAGS += -mavx2 -mfma -ffp-contract=off
-$(BUILD)/kernels/avx512.o: QBIAS_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mfma -ffp-contract=off
+$(BUILD)/kernels/avx2.o: QBIAS_CFLAGS += -mavx2 -mfma -mf16c -ffp-contract=off
+$(BUILD)/kernels/avxvnni.o: QBIAS_CFLAGS += -mavx2 -mfma -mf16c -mavxvnni -ffp-contract=off
+$(BUILD)/kernels/avx512.o: QBIAS_CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mf16c \
+    -mfma -ffp-contract=off
+endif
+ifneq ($(findstring aarch64,$(shell $(CC) -dumpmachine)),)
+$(BUILD)/kernels/neon.o: QBIAS_CFLAGS += -march=armv8.2-a+dotprod -ffp-contract=off
 endif
 $(BUILD)/kernels/scalar.o: QBIAS_CFLAGS += -ffp-contract=off
 
@@ -76,6 +82,20 @@ $(BUILD)/qbias_tests: $(TEST_OBJECTS) $(LIB_OBJECTS)
 test: deps
 	@$(MAKE) --no-print-directory binaries
 	QBIAS_BIN=./$(BUILD)/qbias ./$(BUILD)/qbias_tests $(TESTS)
+
+# The NEON kernels, cross-compiled with Debian's aarch64 compiler and run under qemu-user with a
+# CPU that has the dot-product extension. The binary links only kernels/ and quant/, plus the C
+# library and libgomp that the cross-compiler packages bring, so no arm64 library packages are
+# needed.
+CROSS_CC ?= aarch64-linux-gnu-gcc
+NEON_SOURCES := $(wildcard kernels/*.c) quant/format.c quant/rtn.c tests/test_kernels.c \
+    tests/neon/runner.c
+test-neon: $(NEON_SOURCES) $(wildcard kernels/*.h quant/*.h tests/*.h)
+	@sh scripts/check-deps.sh gcc-aarch64-linux-gnu qemu-user
+	@mkdir -p $(BUILD)/aarch64
+	$(CROSS_CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fopenmp -ffp-contract=off \
+	    -march=armv8.2-a+dotprod $(NEON_SOURCES) -o $(BUILD)/aarch64/kernel_tests -lm
+	qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu $(BUILD)/aarch64/kernel_tests
 
 # The main job: prints the Markdown summary and leaves every file in $(DEMO_OUT).
 DEMO_OUT ?= runs/demo

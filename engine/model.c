@@ -14,11 +14,18 @@
 // Weight helpers
 
 size_t weight_nbytes(const Weight *w) {
+    if (w->packed) {
+        return w->packed->nbytes;
+    }
     const GGMLTypeInfo *info = ggml_type_info(w->type);
     return (size_t)w->rows * (size_t)w->cols / info->block_size * info->type_size;
 }
 
 void weight_row_to_f32(const Weight *w, int row, float *out) {
+    if (w->packed) {
+        qmatrix_dequantize_row(w->packed, row, out);
+        return;
+    }
     size_t offset = (size_t)row * (size_t)w->cols;
     switch (w->type) {
     case GGML_TYPE_F32:

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "ggml_types.h"
+#include "../quant/format.h"
 #include "../quant/spec.h"
 #include "gguf.h"
 #include "tokenizer.h"
@@ -71,9 +72,12 @@ typedef struct {
     const char *name;   // tensor name in the file (static storage of the model)
     int rows;
     int cols;
-    GGMLType type;      // storage type of `data`: F32, F16 or BF16
+    GGMLType type;      // storage type of `data`: F32, F16 or BF16 (ignored when packed)
     const void *data;   // rows x cols elements of `type`, in the file mapping or in `owned`
     void *owned;        // non-NULL when this matrix owns its data (for example a quantized copy)
+    const QMatrix *packed; // packed integer weights (quant/format.h), or NULL; then data == packed
+    int act_bits;       // 8: activations are fake-quantized to per-token int8 before an fp32
+                        // product (the simulated W8A8/W4A8 path); 0: fp32 activations
 } Weight;
 
 // A transformer block. Fused matrices in a file (phi3's and gpt2's attn_qkv, phi3's ffn_up holding
@@ -134,14 +138,15 @@ Model *model_load(const char *path);
 // embeddings, norms and output head stay full precision and are shared with `base`, as the
 // reference study keeps them. spec "fp32" gives a variant that shares every weight. Returns NULL
 // with an error for a spec the engine cannot apply.
-// NOTE: quantized matrices are stored dequantized in fp32 ("fake quantization"), 4 bytes per
-// weight; packed low-bit storage is not implemented yet.
+// Quantized matrices are packed (quant/format.h), so a W4 variant takes about 0.53 bytes per
+// quantized weight; specs with "-fake" store them dequantized in fp32 instead ("fake quantization",
+// 4 bytes per weight), as the reference study simulated them.
 Model *model_make_variant(const Model *base, const QuantSpec *spec);
 
 // Frees a model. A variant must be freed before the base model it was made from.
 void model_free(Model *m);
 
-// Returns the number of bytes of one weight matrix as stored.
+// Returns the number of bytes of one weight matrix as stored (a packed matrix: its allocation).
 size_t weight_nbytes(const Weight *w);
 
 // Converts row `row` of a weight matrix to fp32. `out` has w->cols elements.
