@@ -19,8 +19,10 @@
 CC ?= cc
 BUILD := build
 
-# Debian/Ubuntu packages the build needs.
+# Debian/Ubuntu packages the build needs, and those the tests add: the aarch64 cross compiler and
+# qemu-user run the NEON kernels' tests on x86 machines.
 DEB_PACKAGES := pkg-config libopenblas-dev libcjson-dev libstb-dev libssl-dev libpcre2-dev libicu-dev
+TEST_PACKAGES := gcc-aarch64-linux-gnu qemu-user
 
 ifeq ($(PORTABLE),1)
   MARCH :=
@@ -78,9 +80,11 @@ $(BUILD)/qbias_tests: $(TEST_OBJECTS) $(LIB_OBJECTS)
 	$(CC) $(QBIAS_CFLAGS) $(CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
 # The tests run with the machine's OPENBLAS_* settings untouched; the runner prints one line per
-# test and "N passed, N failed" last. QBIAS_BIN tells the end-to-end tests which binary to run.
+# test and "N passed, N failed" last. QBIAS_BIN tells the end-to-end tests which binary to run;
+# one of them runs the cross-compiled NEON kernel tests under qemu-user.
 test: deps
-	@$(MAKE) --no-print-directory binaries
+	@sh scripts/check-deps.sh $(TEST_PACKAGES)
+	@$(MAKE) --no-print-directory binaries $(BUILD)/aarch64/kernel_tests
 	QBIAS_BIN=./$(BUILD)/qbias ./$(BUILD)/qbias_tests $(TESTS)
 
 # The NEON kernels, cross-compiled with Debian's aarch64 compiler and run under qemu-user with a
@@ -90,11 +94,14 @@ test: deps
 CROSS_CC ?= aarch64-linux-gnu-gcc
 NEON_SOURCES := $(wildcard kernels/*.c) quant/format.c quant/rtn.c tests/test_kernels.c \
     tests/neon/runner.c
-test-neon: $(NEON_SOURCES) $(wildcard kernels/*.h quant/*.h tests/*.h)
-	@sh scripts/check-deps.sh gcc-aarch64-linux-gnu qemu-user
+$(BUILD)/aarch64/kernel_tests: $(NEON_SOURCES) $(wildcard kernels/*.h quant/*.h tests/*.h)
 	@mkdir -p $(BUILD)/aarch64
 	$(CROSS_CC) -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -fopenmp -ffp-contract=off \
-	    -march=armv8.2-a+dotprod $(NEON_SOURCES) -o $(BUILD)/aarch64/kernel_tests -lm
+	    -march=armv8.2-a+dotprod $(NEON_SOURCES) -o $@ -lm
+
+test-neon:
+	@sh scripts/check-deps.sh $(TEST_PACKAGES)
+	@$(MAKE) --no-print-directory $(BUILD)/aarch64/kernel_tests
 	qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu $(BUILD)/aarch64/kernel_tests
 
 # The main job: prints the Markdown summary and leaves every file in $(DEMO_OUT).
