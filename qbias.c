@@ -12,6 +12,7 @@
 #include "engine/generate.h"
 #include "engine/model.h"
 #include "engine/resolver.h"
+#include "engine/safetensors.h"
 #include "engine/util.h"
 #include "kernels/kernels.h"
 #include "probes/eval.h"
@@ -151,7 +152,7 @@ static Model *open_model(const char *model_arg, const char *data_dir) {
         fprintf(stderr, "error: %s\n", err_msg());
         return NULL;
     }
-    Model *m = model_load(path);
+    Model *m = model_open(path);
     free(path);
     if (!m) {
         fprintf(stderr, "error: %s\n", err_msg());
@@ -191,7 +192,10 @@ static void print_model_info(const Model *m) {
     const ModelConfig *c = &m->config;
     printf("file: %s\n", m->path);
     printf("architecture: %s\n", c->arch_name);
-    printf("weights as stored: %s\n", ggml_type_name(m->layers[0].attn_q.type));
+    printf("format: %s\n", m->file ? "GGUF" : "Hugging Face folder (safetensors)");
+    printf("weights as stored: %s (attn_q), %s (ffn_down), %s (token_embd)\n",
+           ggml_type_name(m->layers[0].attn_q.type), ggml_type_name(m->layers[0].ffn_down.type),
+           ggml_type_name(m->token_embd.type));
     printf("vocabulary: %d\n", c->n_vocab);
     printf("embedding width (n_embd): %d\n", c->n_embd);
     printf("layers: %d\n", c->n_layer);
@@ -202,9 +206,23 @@ static void print_model_info(const Model *m) {
     printf("RoPE: base %g%s, %d rotated dimensions%s%s\n", c->rope_freq_base,
            c->rope_freq_base_default ? " (key absent, llama.cpp default)" : "", c->rope_dim,
            c->rope_dim_default ? " (key absent, default = head size)" : "",
-           m->rope_freq_factors ? ", frequency factors from rope_freqs.weight" : "");
+           m->rope_freq_factors ? ", Llama 3.1 frequency factors" : "");
     printf("RMSNorm epsilon: %g\n", c->norm_eps);
-    printf("output head: %s\n", c->tied_output ? "tied to token_embd.weight" : "output.weight");
+    printf("output head: %s\n", c->tied_output ? "tied to the token embeddings" : "separate matrix");
+    if (c->rope_type != ROPE_NONE) {
+        printf("RoPE pairs: %s\n", c->rope_type == ROPE_NORMAL ? "adjacent (GGUF llama layout)"
+                                                                : "halves (neox / rotate_half)");
+    }
+    if (c->sliding_window) {
+        printf("sliding window: %d%s\n", c->sliding_window,
+               c->window_even_layers ? " (even layers)" : "");
+    }
+    if (c->attn_softcap > 0 || c->final_softcap > 0) {
+        printf("soft-caps: attention %g, final %g\n", c->attn_softcap, c->final_softcap);
+    }
+    if (m->unsupported) {
+        printf("not used by qbias: %s\n", m->unsupported);
+    }
 
     StrBuf sb;
     sb_init(&sb);
@@ -229,6 +247,25 @@ static void print_tensor_table(const GGUFFile *f) {
     }
 }
 
+static void print_checkpoint_table(const SafeTensorsSet *set) {
+    int total = 0;
+    for (int f = 0; f < set->n_files; f++) {
+        total += set->files[f]->n_tensors;
+    }
+    printf("tensors (%d in %d file%s):\n", total, set->n_files, set->n_files == 1 ? "" : "s");
+    printf("  %-52s %-5s %s\n", "name", "dtype", "shape (rows first)");
+    for (int f = 0; f < set->n_files; f++) {
+        for (int i = 0; i < set->files[f]->n_tensors; i++) {
+            const SafeTensor *t = &set->files[f]->tensors[i];
+            printf("  %-52s %-5s [", t->name, safetensors_dtype_name(t->dtype));
+            for (int d = 0; d < t->n_dims; d++) {
+                printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            }
+            printf("]\n");
+        }
+    }
+}
+
 static int cmd_info(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL}, {"--data-dir", NULL, true, NULL}};
     const char *positional[1];
@@ -246,7 +283,11 @@ static int cmd_info(int argc, char **argv) {
         return 1;
     }
     print_model_info(m);
-    print_tensor_table(m->file);
+    if (m->file) {
+        print_tensor_table(m->file);
+    } else {
+        print_checkpoint_table(m->checkpoint);
+    }
     model_free(m);
     return 0;
 }

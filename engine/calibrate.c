@@ -78,6 +78,7 @@ static int block_weights_writable(const Layer *layer, int index, BlockWeights *b
 
 typedef struct {
     const Model *m;
+    const Layer *layer;         // the block being run (for its q/k/v biases)
     const CalibrationSet *cs;
     int d, q_dim, kv_dim, n_ff;
     size_t n_tokens;
@@ -107,6 +108,17 @@ static int runner_init(Runner *r, const Model *m, const CalibrationSet *cs) {
     const ModelConfig *c = &m->config;
     if (cs->n_samples <= 0 || cs->n_tokens <= 0) {
         return err_set("the calibration set is empty");
+    }
+    // The block runner computes llama/qwen2 blocks: RMSNorm, RoPE, SwiGLU, optional q/k/v biases.
+    bool supported = (c->arch == ARCH_LLAMA || c->arch == ARCH_QWEN2) && !c->layer_norm &&
+                     c->ffn == FFN_SILU_GLU && c->sliding_window == 0 && c->attn_softcap == 0;
+    for (int l = 0; supported && l < c->n_layer; l++) {
+        supported = !m->layers[l].bo && !m->layers[l].b_down && !m->layers[l].post_attn_norm;
+    }
+    if (!supported) {
+        return err_set("calibrated quantization (GPTQ, AWQ, SmoothQuant) supports llama and qwen2 "
+                       "blocks; this %s model differs, so use RTN for it",
+                       c->arch_name);
     }
     for (int i = 0; i < cs->n_tokens; i++) {
         if (cs->tokens[i] < 0 || cs->tokens[i] >= c->n_vocab) {
@@ -194,6 +206,9 @@ static void chunk_qkv_attention(Runner *r, int c, const float *h, const float *w
     block_linear(wq, r->q_dim, r->d, h, T, r->q);
     block_linear(wk, r->kv_dim, r->d, h, T, r->k);
     block_linear(wv, r->kv_dim, r->d, h, T, r->v);
+    block_add_bias(r->q, r->layer->bq, T, r->q_dim);
+    block_add_bias(r->k, r->layer->bk, T, r->kv_dim);
+    block_add_bias(r->v, r->layer->bv, T, r->kv_dim);
     chunk_attention(r, c, r->q, r->k, r->v, att);
 }
 
@@ -254,6 +269,7 @@ static void forward_chunk(Runner *r, const BlockWeights *w, int c, float *xc, co
 
 // Runs block `layer` of r->m in full precision over every chunk, replacing r->x by its output.
 static void forward_block_in_place(Runner *r, int layer) {
+    r->layer = &r->m->layers[layer];
     BlockWeights w;
     block_weights_read(&r->m->layers[layer], &w);
     for (int c = 0; c < r->n_chunks; c++) {
@@ -468,6 +484,7 @@ int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *ca
     buf.ws = gptq_workspace_new();
 
     for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
+        r.layer = &m->layers[l];
         double t = now_seconds();
         rc = gptq_block(&r, l, recipe, &buf, report);
         log_info("gptq: block %d/%d done in %.1f s", l + 1, m->config.n_layer, now_seconds() - t);
@@ -682,6 +699,7 @@ int calibrate_awq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cal
     int rc = f.down ? 0 : -1;
 
     for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
+        r.layer = &m->layers[l];
         double t = now_seconds();
         BlockWeights w;
         rc = block_weights_writable(&m->layers[l], l, &w);
@@ -716,6 +734,7 @@ int calibrate_sq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cali
     int d = r.d, rc = 0;
     float *s = xmalloc((size_t)d * sizeof(float));
     for (int l = 0; l < m->config.n_layer; l++) {
+        r.layer = &m->layers[l];
         double t = now_seconds();
         BlockWeights w;
         rc = block_weights_writable(&m->layers[l], l, &w);
@@ -780,6 +799,7 @@ float *calib_collect_inputs(const Model *m, const CalibrationSet *calib, int lay
     int width = widths[which];
     float *out = alloc_features(&r, width, "collected inputs");
     if (out) {
+        r.layer = &m->layers[layer];
         BlockWeights w;
         block_weights_read(&m->layers[layer], &w);
         for (int c = 0; c < r.n_chunks; c++) {

@@ -149,7 +149,7 @@ static void rope_rotate(RopeType type, float *vec, int n_heads, int head_dim, in
     }
 }
 
-static void add_bias(float *y, const float *bias, int n_rows, int n) {
+void block_add_bias(float *y, const float *bias, int n_rows, int n) {
     if (!bias) {
         return;
     }
@@ -287,9 +287,9 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
     linear_forward(&layer->attn_q, h, n, q);
     linear_forward(&layer->attn_k, h, n, k);
     linear_forward(&layer->attn_v, h, n, v);
-    add_bias(q, layer->bq, n, q_dim);
-    add_bias(k, layer->bk, n, kv_dim);
-    add_bias(v, layer->bv, n, kv_dim);
+    block_add_bias(q, layer->bq, n, q_dim);
+    block_add_bias(k, layer->bk, n, kv_dim);
+    block_add_bias(v, layer->bv, n, kv_dim);
 
     for (int t = 0; t < n; t++) {
         const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
@@ -315,7 +315,7 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
         sq_fake_quantize_activations(attn, n, q_dim, rq->act_bits);
     }
     linear_forward(&layer->attn_output, attn, n, h);
-    add_bias(h, layer->bo, n, c->n_embd);
+    block_add_bias(h, layer->bo, n, c->n_embd);
     if (layer->post_attn_norm) {
         norm_rows(c, h, h, layer->post_attn_norm, NULL, n, c->n_embd);
     }
@@ -337,7 +337,7 @@ static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, floa
     }
     if (c->ffn == FFN_GELU) {
         linear_forward(&layer->ffn_up, h, n, gate);
-        add_bias(gate, layer->b_up, n, c->n_ff);
+        block_add_bias(gate, layer->b_up, n, c->n_ff);
         for (size_t i = 0; i < hidden; i++) {
             gate[i] = gelu_tanh(gate[i]);
         }
@@ -353,7 +353,7 @@ static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, floa
         sq_fake_quantize_activations(gate, n, c->n_ff, rq->act_bits);
     }
     linear_forward(&layer->ffn_down, gate, n, h);
-    add_bias(h, layer->b_down, n, c->n_embd);
+    block_add_bias(h, layer->b_down, n, c->n_embd);
     if (layer->post_ffn_norm) {
         norm_rows(c, h, h, layer->post_ffn_norm, NULL, n, c->n_embd);
     }

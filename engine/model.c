@@ -8,6 +8,7 @@
 
 #include "../kernels/half.h"
 #include "ggml_quants.h"
+#include "safetensors.h"
 #include "util.h"
 
 // ----------------------------------------------------------------------------
@@ -580,6 +581,10 @@ Model *model_load(const char *path) {
     return m;
 }
 
+Model *model_open(const char *path) {
+    return dir_exists(path) ? model_load_hf(path) : model_load(path);
+}
+
 void model_free(Model *m) {
     if (!m) {
         return;
@@ -599,6 +604,8 @@ void model_free(Model *m) {
     if (!m->base) {
         tokenizer_free(m->tokenizer);
         gguf_close(m->file);
+        safetensors_set_close(m->checkpoint);
+        free(m->unsupported);
         for (int i = 0; i < m->n_owned_vectors; i++) {
             free(m->owned_vectors[i]);
         }

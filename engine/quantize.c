@@ -52,6 +52,9 @@ static void quantize_rtn(Model *m, const QuantRecipe *recipe, QuantReport *repor
         Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
                              &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
         for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
+            if (weights[i]->rows == 0) {
+                continue; // a matrix the architecture does not have (gpt2's ffn_gate)
+            }
             float *w = weights[i]->owned;
             rtn_fake_quantize(w, w, weights[i]->rows, weights[i]->cols, recipe->weight_bits,
                               recipe->group_size, recipe->symmetric);
@@ -85,7 +88,9 @@ int model_quantize_weights(Model *variant, const QuantRecipe *recipe,
         Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
                              &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
         for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
-            own_fp32_copy(weights[i]);
+            if (weights[i]->rows > 0) {
+                own_fp32_copy(weights[i]);
+            }
         }
     }
     if (recipe->algo == QUANT_ALGO_AWQ || recipe->algo == QUANT_ALGO_SQ) {

@@ -339,7 +339,7 @@ static int prepare(const EvalOptions *o, const Resolver *resolver, QuantSpec *sp
         log_info("computing the SHA-256 of %s (%.1f GB) for the run fingerprint", *model_path,
                  (double)st.st_size / 1e9);
     }
-    return sha256_file(*model_path, model_hash);
+    return sha256_path(*model_path, model_hash);
 }
 
 int eval_run(const EvalOptions *o, bool print_summary) {
@@ -389,7 +389,7 @@ int eval_run(const EvalOptions *o, bool print_summary) {
             continue;
         }
         if (!base) {
-            base = model_load(model_path);
+            base = model_open(model_path);
             if (!base) {
                 rc = -1;
                 break;

@@ -491,3 +491,36 @@ TEST(chat_template_command_renders_prefill) {
     free(template_text);
     cJSON_Delete(all);
 }
+
+// `qbias eval` runs on every fixture architecture, in GGUF and Hugging Face layouts, including a
+// packed quantized variant.
+TEST(eval_runs_every_architecture) {
+    const char *models[] = {
+        "reference/tiny-models/llama2-tiny/llama2-tiny.gguf",
+        "reference/tiny-models/llama3-tiny/llama3-tiny.gguf",
+        "reference/tiny-models/qwen2-tiny/qwen2-tiny.gguf",
+        "reference/tiny-models/phi3-tiny/phi3-tiny.gguf",
+        "reference/tiny-models/gemma2-tiny/gemma2-tiny.gguf",
+        "reference/tiny-models/gpt2-tiny/gpt2-tiny.gguf",
+        "reference/tiny-models/qwen2-tiny/qwen2-tiny-Q4_0.gguf",
+        "reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny-Q4_K_M.gguf",
+        "reference/tiny-models/llama3-tiny/hf",
+        "reference/tiny-models/qwen2-tiny/hf",
+    };
+    const char *dir = test_tmp_dir();
+    for (size_t i = 0; i < ARRAY_LEN(models); i++) {
+        char *out_dir = xasprintf("%s/run%zu", dir, i);
+        char *command = xasprintf("%s eval --model '%s' --quant fp32,rtn:w4g32 --probes "
+                                  "crows_pairs,stereoset --limit 3 --quiet --out '%s'",
+                                  qbias_bin(), test_shared_path(models[i]), out_dir);
+        char *err = NULL;
+        int status = run(dir, command, NULL, &err);
+        CHECK_MSG(status == 0, "%s: eval failed: %s", models[i], err);
+        char *summary = path_join(out_dir, "summary.json");
+        CHECK_MSG(status != 0 || file_exists(summary), "%s: no summary", models[i]);
+        free(summary);
+        free(err);
+        free(command);
+        free(out_dir);
+    }
+}
