@@ -11,6 +11,7 @@
 #include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model.h"
+#include "engine/ppl.h"
 #include "engine/resolver.h"
 #include "engine/safetensors.h"
 #include "engine/util.h"
@@ -515,10 +516,156 @@ static int cmd_generate(int argc, char **argv) {
     return rc == 0 ? 0 : 1;
 }
 
+// Most entries of a comma-separated list option (--quant, --probes).
+#define MAX_LIST_ITEMS 64
+
+// ----------------------------------------------------------------------------
+// qbias ppl
+
+static void ppl_progress(void *ctx, int chunk, int n_chunks) {
+    double *start = ctx;
+    if (chunk == n_chunks || chunk % 10 == 0) {
+        double elapsed = now_seconds() - *start;
+        fprintf(stderr, "\rppl: chunk %d/%d, %.1f s elapsed, ETA %.0f s   %s", chunk, n_chunks,
+                elapsed, elapsed / chunk * (n_chunks - chunk), chunk == n_chunks ? "\n" : "");
+    }
+}
+
+static void ppl_print(const Model *const *variants, const PplResult *r, int n, int n_ctx) {
+    printf("| variant | PPL | +/- | change | mean KLD | KLD median | p99 | p99.9 | max | same top |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int v = 0; v < n; v++) {
+        printf("| %s | %.4f | %.4f |", variants[v]->variant, r[v].ppl, r[v].ppl_se);
+        if (!r[v].has_kld) {
+            printf(" | | | | | | |\n");
+            continue;
+        }
+        printf(" %+.2f%% | %.6f | %.6f | %.6f | %.6f | %.6f | %.2f%% |\n",
+               100.0 * (r[v].ppl / r[0].ppl - 1.0), r[v].kld_mean, r[v].kld_median, r[v].kld_p99,
+               r[v].kld_p999, r[v].kld_max, 100.0 * r[v].same_top);
+    }
+    printf("\n%lld tokens scored per variant (chunks of %d tokens, second half of each scored); "
+           "KLD = KL(P_%s || P_variant) per token, natural log.\n",
+           (long long)r[0].n_tokens, n_ctx, variants[0]->variant);
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    Option options[] = {{"--model", "-m", true, NULL},  {"--quant", "-q", true, NULL},
+                        {"--text", "-f", true, NULL},   {"--ctx", "-c", true, NULL},
+                        {"--chunks", NULL, true, NULL}, {"--threads", NULL, true, NULL},
+                        {"--data-dir", NULL, true, NULL}, {"--json", NULL, true, NULL}};
+    const int n_options = (int)ARRAY_LEN(options);
+    const char *positional[1];
+    int n_positional = 0;
+    if (parse_args("ppl", argc, argv, options, n_options, positional, 0, &n_positional) != 0 ||
+        apply_threads(option_value(options, n_options, "--threads")) != 0) {
+        return 2;
+    }
+    long long n_ctx = 512, max_chunks = 0;
+    const char *value;
+    if (((value = option_value(options, n_options, "--ctx")) &&
+         parse_int_option("--ctx", value, 4, 1 << 20, &n_ctx) != 0) ||
+        ((value = option_value(options, n_options, "--chunks")) &&
+         parse_int_option("--chunks", value, 1, 1 << 30, &max_chunks) != 0)) {
+        return 2;
+    }
+
+    const char *data_dir = option_value(options, n_options, "--data-dir");
+    Model *base = open_model(option_value(options, n_options, "--model"), data_dir);
+    if (!base) {
+        return 1;
+    }
+    char *quant = xstrdup(option_value(options, n_options, "--quant")
+                              ? option_value(options, n_options, "--quant")
+                              : "fp32");
+    const char *specs[MAX_LIST_ITEMS];
+    int n_specs = split_list(quant, specs, MAX_LIST_ITEMS);
+    Model *variants[MAX_LIST_ITEMS];
+    int n_variants = 0, rc = 0;
+    for (int i = 0; i < n_specs && rc == 0; i++) {
+        QuantSpec spec;
+        char error[1024];
+        if (quant_spec_parse(specs[i], &spec, error, sizeof error) != 0) {
+            rc = err_set("%s", error);
+            break;
+        }
+        variants[n_variants] = model_make_variant(base, &spec);
+        rc = variants[n_variants] ? 0 : -1;
+        n_variants += rc == 0;
+    }
+
+    // The text: --text, else WikiText-2 test through the data resolver.
+    char *text_path = NULL, *text = NULL;
+    size_t len = 0;
+    if (rc == 0) {
+        const char *given = option_value(options, n_options, "--text");
+        if (given) {
+            text_path = xstrdup(given);
+        } else {
+            Resolver *resolver = resolver_new(data_dir);
+            text_path = resolver_find(resolver, "wikitext2", "wiki.test.raw");
+            resolver_free(resolver);
+        }
+        rc = text_path ? file_read_all(text_path, &text, &len) : -1;
+    }
+    int *tokens = NULL, n_tokens = 0;
+    if (rc == 0) {
+        rc = tokenizer_encode(base->tokenizer, text, len, true, false, &tokens, &n_tokens);
+    }
+    PplResult results[MAX_LIST_ITEMS];
+    if (rc == 0) {
+        log_info("%s: %d tokens; %d variants", text_path, n_tokens, n_variants);
+        double start = now_seconds();
+        rc = ppl_run((const Model *const *)variants, n_variants, tokens, n_tokens, (int)n_ctx,
+                     (int)max_chunks, ppl_progress, &start, results);
+    }
+    if (rc == 0) {
+        ppl_print((const Model *const *)variants, results, n_variants, (int)n_ctx);
+        const char *json_path = option_value(options, n_options, "--json");
+        if (json_path) {
+            cJSON *json = cJSON_CreateObject();
+            cJSON_AddStringToObject(json, "text", text_path);
+            cJSON_AddNumberToObject(json, "ctx", (double)n_ctx);
+            cJSON *list = cJSON_AddArrayToObject(json, "variants");
+            for (int v = 0; v < n_variants; v++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "variant", variants[v]->variant);
+                cJSON_AddNumberToObject(o, "ppl", results[v].ppl);
+                cJSON_AddNumberToObject(o, "ppl_se", results[v].ppl_se);
+                cJSON_AddNumberToObject(o, "n_tokens", (double)results[v].n_tokens);
+                if (results[v].has_kld) {
+                    cJSON_AddNumberToObject(o, "kld_mean", results[v].kld_mean);
+                    cJSON_AddNumberToObject(o, "kld_se", results[v].kld_se);
+                    cJSON_AddNumberToObject(o, "kld_median", results[v].kld_median);
+                    cJSON_AddNumberToObject(o, "kld_p99", results[v].kld_p99);
+                    cJSON_AddNumberToObject(o, "kld_p999", results[v].kld_p999);
+                    cJSON_AddNumberToObject(o, "kld_max", results[v].kld_max);
+                    cJSON_AddNumberToObject(o, "same_top", results[v].same_top);
+                }
+                cJSON_AddItemToArray(list, o);
+            }
+            char *printed = cJSON_Print(json);
+            rc = file_write_atomic(json_path, printed, strlen(printed));
+            cJSON_free(printed);
+            cJSON_Delete(json);
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    for (int v = 0; v < n_variants; v++) {
+        model_free(variants[v]);
+    }
+    model_free(base);
+    free(tokens);
+    free(text);
+    free(text_path);
+    free(quant);
+    return rc == 0 ? 0 : 1;
+}
+
 // ----------------------------------------------------------------------------
 // qbias eval
-
-#define MAX_LIST_ITEMS 64
 
 static int cmd_eval(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL},    {"--quant", "-q", true, NULL},
@@ -607,6 +754,15 @@ static const Command commands[] = {
     {"eval", cmd_eval, "score bias probes on a model and its quantized variants", EVAL_USAGE},
     {"info", cmd_info, "print a model's architecture, tokenizer and tensors",
      "usage: qbias info MODEL\n\nMODEL is a GGUF file or a bundled model name.\n"},
+    {"ppl", cmd_ppl, "perplexity and KL divergence of variants over a text",
+     "usage: qbias ppl --model MODEL [--quant LIST] [--text FILE] [--ctx N] [--chunks N]\n"
+     "\nPerplexity as llama.cpp's perplexity tool computes it: chunks of --ctx tokens (default\n"
+     "512), the second half of each scored. The first variant (default fp32) is the reference\n"
+     "for the KL divergence and the share of positions whose most probable token agrees.\n"
+     "  --text FILE     text to score (default: WikiText-2 test through the data resolver)\n"
+     "  --chunks N      score at most N chunks\n"
+     "  --json FILE     also write the numbers as JSON\n"
+     "  --threads N     threads (default: all cores)\n"},
     {"tokenize", cmd_tokenize, "print the token ids and pieces of a text",
      "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n"
      "\n  --no-special      do not add BOS/EOS\n"
