@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "engine/bench.h"
+#include "engine/bert.h"
 #include "engine/chat_source.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
@@ -345,6 +346,49 @@ static int cmd_tokenize(int argc, char **argv) {
     free(ids);
     tokenizer_free(tok);
     return 0;
+}
+
+// ----------------------------------------------------------------------------
+// qbias classify
+
+static int cmd_classify(int argc, char **argv) {
+    Option options[] = {{"--threads", NULL, true, NULL}};
+    const char *positional[2];
+    int n_positional = 0;
+    if (parse_args("classify", argc, argv, options, 1, positional, 2, &n_positional) != 0 ||
+        apply_threads(option_value(options, 1, "--threads")) != 0) {
+        return 2;
+    }
+    if (n_positional != 2) {
+        fprintf(stderr, "usage: qbias classify FOLDER TEXT (a BertForSequenceClassification folder)\n");
+        return 2;
+    }
+    BertClassifier *b = bert_load(positional[0]);
+    Tokenizer *tok = b ? tokenizer_load_hf(positional[0]) : NULL;
+    int rc = b && tok ? 0 : -1;
+    float logits[256], scores[256];
+    if (rc == 0 && bert_num_labels(b) > 256) {
+        rc = err_set("%s has %d labels; qbias classify prints at most 256", positional[0],
+                     bert_num_labels(b));
+    }
+    if (rc == 0) {
+        rc = bert_classify_text(b, tok, positional[1], logits, scores);
+    }
+    if (rc == 0) {
+        printf("| label | logit | %s |\n|---|---:|---:|\n", bert_multi_label(b) ? "sigmoid" : "softmax");
+        float max = 0;
+        for (int i = 0; i < bert_num_labels(b); i++) {
+            printf("| %s | %.6f | %.6f |\n", bert_label(b, i), logits[i], scores[i]);
+            max = scores[i] > max ? scores[i] : max;
+        }
+        printf("\nmax score %.6f (the reference study calls a text toxic when this is >= 0.5)\n",
+               max);
+    } else {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    tokenizer_free(tok);
+    bert_free(b);
+    return rc == 0 ? 0 : 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -751,6 +795,10 @@ static const char EVAL_USAGE[] =
     "  --quiet               do not print summary.md when done\n";
 
 static const Command commands[] = {
+    {"classify", cmd_classify, "score a text with a BERT classifier such as unitary/toxic-bert",
+     "usage: qbias classify FOLDER TEXT\n\nFOLDER is a Hugging Face BertForSequenceClassification "
+     "folder (config.json,\nmodel.safetensors, vocab.txt or tokenizer.json). Prints every label's "
+     "logit and score\n(sigmoid for multi-label models, softmax otherwise).\n"},
     {"eval", cmd_eval, "score bias probes on a model and its quantized variants", EVAL_USAGE},
     {"info", cmd_info, "print a model's architecture, tokenizer and tensors",
      "usage: qbias info MODEL\n\nMODEL is a GGUF file or a bundled model name.\n"},
