@@ -354,21 +354,45 @@ void block_swiglu(float *gate, const float *up, size_t count) {
     }
 }
 
+// e^x for x <= 0, within about 2e-7 relative: x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in
+// two parts, as Cody and Waite), e^r by its degree-7 Taylor polynomial, 2^k through the exponent
+// bits. It has no branch, so the softmax loop below vectorizes; with libm's expf the exponentials
+// were the slowest step of the calibration attention.
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x; // e^-87 is about the smallest normal float
+    float k = rintf(x * 1.44269504f);
+    float r = x - k * 0.693145752f;
+    r = r - k * 1.42860677e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 // Softmax of row i of scores [n, n] over columns 0..i (causal), zeroing the columns after i so
-// that the product with V can run over the full row. Sums accumulate in double, as attend().
+// that the product with V can run over the full row. The sum accumulates in double.
 static void causal_softmax_row(float *row, int i, int n) {
     float max_score = row[0];
+#pragma omp simd reduction(max : max_score)
     for (int j = 1; j <= i; j++) {
         max_score = row[j] > max_score ? row[j] : max_score;
     }
-    for (int j = 0; j <= i; j++) {
-        row[j] = expf(row[j] - max_score);
-    }
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= i; j++) {
+        row[j] = exp_nonpositive(row[j] - max_score);
         sum += row[j];
     }
     float inv_sum = (float)(1.0 / sum);
+#pragma omp simd
     for (int j = 0; j <= i; j++) {
         row[j] *= inv_sum;
     }

@@ -1,6 +1,7 @@
 // quantize.c: quantization of a model's block linears by recipe (see quantize.h).
 #include "quantize.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,13 @@ static void own_norm_copies(Model *m) {
     int n_layer = m->config.n_layer, d = m->config.n_embd;
     size_t layers_bytes = (size_t)n_layer * sizeof(Layer);
     size_t norms_bytes = 2 * (size_t)n_layer * (size_t)d * sizeof(float);
+    // A variant quantized before already has its copies there; reallocating would free the
+    // memory its norm pointers point into.
+    uintptr_t first = (uintptr_t)m->layers + layers_bytes;
+    uintptr_t norm = (uintptr_t)m->layers[0].attn_norm;
+    if (norm >= first && norm < first + norms_bytes) {
+        return;
+    }
     m->layers = xrealloc(m->layers, layers_bytes + norms_bytes);
     float *norms = (float *)((char *)m->layers + layers_bytes);
     for (int l = 0; l < n_layer; l++) {

@@ -493,3 +493,24 @@ TEST(awq_deterministic) {
     calib_set_free(cs);
     model_free(m);
 }
+
+// Quantizing a variant a second time reuses its own norm copies.
+TEST(awq_quantize_variant_twice) {
+    Model *m = qtest_load_stories();
+    CalibrationSet *cs = qtest_c4_calibration(m, CALIB_SAMPLING_PACKED, 4, 64, 42);
+    QuantRecipe r = qtest_recipe("awq:w4g32");
+    Model *a = model_make_quantized(m, &r, cs, NULL);
+    REQUIRE_MSG(a != NULL, "%s", err_msg());
+    const float *norm = a->layers[3].attn_norm;
+    REQUIRE_OK(model_quantize_weights(a, &r, cs, NULL));
+    CHECK(a->layers[3].attn_norm == norm);
+    CHECK(a->layers[3].attn_norm != m->layers[3].attn_norm);
+    float *logits = qtest_logits(a, qtest_story_tokens, QTEST_N_STORY);
+    for (size_t i = 0; i < (size_t)QTEST_N_STORY * m->config.n_vocab; i++) {
+        REQUIRE(isfinite(logits[i]));
+    }
+    free(logits);
+    model_free(a);
+    calib_set_free(cs);
+    model_free(m);
+}
