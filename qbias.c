@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/bench.h"
 #include "engine/chat_source.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
@@ -569,6 +570,8 @@ static const Command commands[] = {
      "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n"
      "\n  --no-special      do not add BOS/EOS\n"
      "  --parse-special   match special-token texts such as <s> in TEXT\n"},
+    {"bench", bench_main, "measure the machine and the kernels; time random models of real shapes",
+     "usage: qbias bench [options]; run 'qbias bench --help' for the options\n"},
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template",
      "usage: qbias chat-template MODEL --messages FILE.json [--add-generation-prompt]\n"
      "                           [--continue-final-message]\n"

@@ -1,12 +1,16 @@
-// forward.c: the Llama-architecture forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU).
+// forward.c: the decoder forward pass of every supported architecture (model.h lists them).
 //
-// Per layer, for activations x [n_tokens, n_embd]:
-//   h = rmsnorm(x) * attn_norm
-//   q, k, v = h Wq^T, h Wk^T, h Wv^T; RoPE on q and k; k, v appended to the cache
-//   x += softmax(q k^T / sqrt(head_dim), causal) v  Wo^T
-//   h = rmsnorm(x) * ffn_norm
-//   x += (silu(h Wgate^T) * (h Wup^T)) Wdown^T
-// and at the end rmsnorm(x) * output_norm. All arithmetic is fp32; norms and softmax sums
+// Per layer, for activations x [n_tokens, n_embd] (llama's form; the others differ as noted):
+//   h = norm(x) * attn_norm                     RMSNorm; LayerNorm with bias for gpt2
+//   q, k, v = h Wq^T, h Wk^T, h Wv^T (+ biases)  RoPE on q and k (none for gpt2); k, v cached
+//   a = softmax(scale * q k^T, causal) v          gemma2: soft-capped scores; phi3, gemma2: window
+//   o = a Wo^T (+ bias)                          gemma2: o = rmsnorm(o) * post_attn_norm
+//   x += o
+//   h = norm(x) * ffn_norm
+//   f = (act(h Wgate^T) * (h Wup^T)) Wdown^T     silu (llama), tanh-GELU (gemma2);
+//                                                gpt2: gelu(h Wup^T + b) Wdown^T + b
+//   x += f                                       gemma2: f = rmsnorm(f) * post_ffn_norm first
+// and at the end norm(x) * output_norm. All arithmetic is fp32; norms and softmax sums
 // accumulate in double, as ggml does for norms.
 #include "forward.h"
 
@@ -94,18 +98,72 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, floa
     }
 }
 
-// Rotates the adjacent pairs (2i, 2i+1) of the first rope_dim values of each head by the angle
-// pos * inv_freq[i]: the GGUF "llama" layout (llama.cpp's LLAMA_ROPE_TYPE_NORM).
-static void rope_rotate(float *vec, int n_heads, int head_dim, int rope_dim, const float *cos_table,
-                        const float *sin_table) {
-    for (int h = 0; h < n_heads; h++) {
-        float *head = vec + (size_t)h * (size_t)head_dim;
-        for (int i = 0; i < rope_dim / 2; i++) {
-            float a = head[2 * i], b = head[2 * i + 1];
-            head[2 * i] = a * cos_table[i] - b * sin_table[i];
-            head[2 * i + 1] = a * sin_table[i] + b * cos_table[i];
+// out[i] = (x[i] - mean) / sqrt(var + eps) * weight[i] + bias[i], the population variance and the
+// mean in double.
+static void layernorm(float *out, const float *x, const float *weight, const float *bias, int n,
+                      float eps) {
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < n; i++) {
+        mean += x[i];
+    }
+    mean /= n;
+    for (int i = 0; i < n; i++) {
+        var += ((double)x[i] - mean) * ((double)x[i] - mean);
+    }
+    float scale = (float)(1.0 / sqrt(var / n + (double)eps));
+    for (int i = 0; i < n; i++) {
+        out[i] = (float)(x[i] - mean) * scale * weight[i] + bias[i];
+    }
+}
+
+// Normalizes n_rows rows of width n with the model's norm (RMSNorm, or LayerNorm when bias != NULL).
+static void norm_rows(const ModelConfig *c, float *out, const float *x, const float *weight,
+                      const float *bias, int n_rows, int n) {
+    for (int t = 0; t < n_rows; t++) {
+        if (c->layer_norm) {
+            layernorm(out + (size_t)t * n, x + (size_t)t * n, weight, bias, n, c->norm_eps);
+        } else {
+            rmsnorm(out + (size_t)t * n, x + (size_t)t * n, weight, n, c->norm_eps);
         }
     }
+}
+
+// Rotates the first rope_dim values of each head by the angles pos * inv_freq[i]. ROPE_NORMAL
+// pairs elements (2i, 2i+1), the GGUF "llama" layout; ROPE_NEOX pairs (i, i + rope_dim/2), the
+// layout of GGUF qwen2/phi3/gemma2 and of Hugging Face's rotate_half.
+static void rope_rotate(RopeType type, float *vec, int n_heads, int head_dim, int rope_dim,
+                        const float *cos_table, const float *sin_table) {
+    if (type == ROPE_NONE) {
+        return;
+    }
+    int half = rope_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *head = vec + (size_t)h * (size_t)head_dim;
+        for (int i = 0; i < half; i++) {
+            int ia = type == ROPE_NORMAL ? 2 * i : i;
+            int ib = type == ROPE_NORMAL ? 2 * i + 1 : i + half;
+            float a = head[ia], b = head[ib];
+            head[ia] = a * cos_table[i] - b * sin_table[i];
+            head[ib] = a * sin_table[i] + b * cos_table[i];
+        }
+    }
+}
+
+static void add_bias(float *y, const float *bias, int n_rows, int n) {
+    if (!bias) {
+        return;
+    }
+    for (int t = 0; t < n_rows; t++) {
+        for (int i = 0; i < n; i++) {
+            y[(size_t)t * n + i] += bias[i];
+        }
+    }
+}
+
+// GELU in the tanh approximation that llama.cpp's ggml_gelu and Hugging Face's gelu_pytorch_tanh
+// and gelu_new compute (in float32; ggml's CPU backend rounds through an fp16 table instead).
+static float gelu_tanh(float x) {
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
 // Fills cos/sin of pos * base^(-2i/rope_dim) / factor_i for i < rope_dim / 2, computed in double
@@ -127,33 +185,46 @@ static float silu(float x) {
     return x / (1.0f + expf(-x));
 }
 
-// Causal attention of one token over positions 0..pos of its sequence in the cache.
+// Returns the first position a query at `pos` of layer `layer` may attend to: 0, or the start of
+// the sliding window where the layer has one.
+static int window_start(const ModelConfig *c, int layer, int pos) {
+    if (c->sliding_window <= 0 || (c->window_even_layers && layer % 2 != 0)) {
+        return 0;
+    }
+    int first = pos - c->sliding_window + 1;
+    return first > 0 ? first : 0;
+}
+
+// Causal attention of one token over positions first..pos of its sequence in the cache.
 // q: [n_head * head_dim]; out: [n_head * head_dim]; scores: scratch of pos + 1 floats.
 static void attend(const Model *m, const KVCache *kv, int layer, int seq, int pos, const float *q,
                    float *out, float *scores) {
     const ModelConfig *c = &m->config;
     int group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)c->head_dim);
+    int first = window_start(c, layer, pos);
 
     for (int h = 0; h < c->n_head; h++) {
         const float *qh = q + (size_t)h * (size_t)c->head_dim;
         int kv_head = h / group;
 
         float max_score = -INFINITY;
-        for (int j = 0; j <= pos; j++) {
+        for (int j = first; j <= pos; j++) {
             const float *kj = cache_row(kv, kv->k, layer, seq, j) + (size_t)kv_head * c->head_dim;
             float dot = 0.0f;
             for (int d = 0; d < c->head_dim; d++) {
                 dot += qh[d] * kj[d];
             }
-            scores[j] = dot * scale;
+            scores[j] = dot * c->attn_scale;
+            if (c->attn_softcap > 0) {
+                scores[j] = c->attn_softcap * tanhf(scores[j] / c->attn_softcap);
+            }
             if (scores[j] > max_score) {
                 max_score = scores[j];
             }
         }
 
         double sum = 0.0;
-        for (int j = 0; j <= pos; j++) {
+        for (int j = first; j <= pos; j++) {
             scores[j] = expf(scores[j] - max_score);
             sum += scores[j];
         }
@@ -161,7 +232,7 @@ static void attend(const Model *m, const KVCache *kv, int layer, int seq, int po
 
         float *oh = out + (size_t)h * (size_t)c->head_dim;
         memset(oh, 0, (size_t)c->head_dim * sizeof(float));
-        for (int j = 0; j <= pos; j++) {
+        for (int j = first; j <= pos; j++) {
             const float *vj = cache_row(kv, kv->v, layer, seq, j) + (size_t)kv_head * c->head_dim;
             float weight = scores[j] * inv_sum;
             for (int d = 0; d < c->head_dim; d++) {
@@ -200,6 +271,120 @@ static int check_batch(const Model *m, const KVCache *kv, const Batch *b) {
     return rc;
 }
 
+// The attention half of a block: x [n, n_embd] += attention output.
+static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, const RuntimeQuant *rq,
+                            const float *rope_cos, const float *rope_sin, float *x, float *h,
+                            float *q, float *k, float *v, float *attn, float *scores) {
+    const ModelConfig *c = &m->config;
+    const Layer *layer = &m->layers[l];
+    int n = b->n_tokens, q_dim = c->n_head * c->head_dim, kv_dim = kv->kv_dim;
+    int half = c->rope_dim / 2;
+
+    norm_rows(c, h, x, layer->attn_norm, layer->attn_norm_b, n, c->n_embd);
+    if (rq->act_bits) {
+        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
+    }
+    linear_forward(&layer->attn_q, h, n, q);
+    linear_forward(&layer->attn_k, h, n, k);
+    linear_forward(&layer->attn_v, h, n, v);
+    add_bias(q, layer->bq, n, q_dim);
+    add_bias(k, layer->bk, n, kv_dim);
+    add_bias(v, layer->bv, n, kv_dim);
+
+    for (int t = 0; t < n; t++) {
+        const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
+        rope_rotate(c->rope_type, q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t,
+                    sin_t);
+        rope_rotate(c->rope_type, k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim,
+                    cos_t, sin_t);
+        if (rq->kv_bits) {
+            kv_fake_quantize_row(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq->kv_bits);
+            kv_fake_quantize_row(v + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq->kv_bits);
+        }
+        memcpy(cache_row(kv, kv->k, l, b->seq[t], b->pos[t]), k + (size_t)t * kv_dim,
+               (size_t)kv_dim * sizeof(float));
+        memcpy(cache_row(kv, kv->v, l, b->seq[t], b->pos[t]), v + (size_t)t * kv_dim,
+               (size_t)kv_dim * sizeof(float));
+    }
+    // TODO: attention runs on one thread; the matrix multiplications around it use all threads.
+    for (int t = 0; t < n; t++) {
+        attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
+               scores);
+    }
+    if (rq->act_bits) {
+        sq_fake_quantize_activations(attn, n, q_dim, rq->act_bits);
+    }
+    linear_forward(&layer->attn_output, attn, n, h);
+    add_bias(h, layer->bo, n, c->n_embd);
+    if (layer->post_attn_norm) {
+        norm_rows(c, h, h, layer->post_attn_norm, NULL, n, c->n_embd);
+    }
+    for (size_t i = 0; i < (size_t)n * (size_t)c->n_embd; i++) {
+        x[i] += h[i];
+    }
+}
+
+// The feed-forward half of a block: x [n, n_embd] += FFN output.
+static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, float *x, float *h,
+                      float *gate, float *up) {
+    const ModelConfig *c = &m->config;
+    const Layer *layer = &m->layers[l];
+    size_t hidden = (size_t)n * (size_t)c->n_ff;
+
+    norm_rows(c, h, x, layer->ffn_norm, layer->ffn_norm_b, n, c->n_embd);
+    if (rq->act_bits) {
+        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
+    }
+    if (c->ffn == FFN_GELU) {
+        linear_forward(&layer->ffn_up, h, n, gate);
+        add_bias(gate, layer->b_up, n, c->n_ff);
+        for (size_t i = 0; i < hidden; i++) {
+            gate[i] = gelu_tanh(gate[i]);
+        }
+    } else {
+        linear_forward(&layer->ffn_gate, h, n, gate);
+        linear_forward(&layer->ffn_up, h, n, up);
+        for (size_t i = 0; i < hidden; i++) {
+            float a = c->ffn == FFN_SILU_GLU ? silu(gate[i]) : gelu_tanh(gate[i]);
+            gate[i] = a * up[i];
+        }
+    }
+    if (rq->act_bits) {
+        sq_fake_quantize_activations(gate, n, c->n_ff, rq->act_bits);
+    }
+    linear_forward(&layer->ffn_down, gate, n, h);
+    add_bias(h, layer->b_down, n, c->n_embd);
+    if (layer->post_ffn_norm) {
+        norm_rows(c, h, h, layer->post_ffn_norm, NULL, n, c->n_embd);
+    }
+    for (size_t i = 0; i < (size_t)n * (size_t)c->n_embd; i++) {
+        x[i] += h[i];
+    }
+}
+
+// Token embeddings (converted from their stored type, scaled for gemma2) plus learned positions
+// (gpt2), into x [n, n_embd].
+static void embed_tokens(const Model *m, const Batch *b, float *x) {
+    const ModelConfig *c = &m->config;
+    float *position = m->position_embd.rows ? xmalloc((size_t)c->n_embd * sizeof(float)) : NULL;
+    for (int t = 0; t < b->n_tokens; t++) {
+        float *row = x + (size_t)t * c->n_embd;
+        weight_row_to_f32(&m->token_embd, b->tokens[t], row);
+        if (c->embed_scale != 1.0f) {
+            for (int i = 0; i < c->n_embd; i++) {
+                row[i] *= c->embed_scale;
+            }
+        }
+        if (position) {
+            weight_row_to_f32(&m->position_embd, b->pos[t], position);
+            for (int i = 0; i < c->n_embd; i++) {
+                row[i] += position[i];
+            }
+        }
+    }
+    free(position);
+}
+
 int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out) {
     const ModelConfig *c = &m->config;
     int n = b->n_tokens;
@@ -211,6 +396,7 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     }
     int q_dim = c->n_head * c->head_dim;
     int kv_dim = kv->kv_dim;
+    int half = c->rope_dim / 2;
     size_t rows = (size_t)n;
     RuntimeQuant rq;
     model_runtime_quant(m, &rq);
@@ -223,87 +409,19 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     float *attn = xmalloc(rows * (size_t)q_dim * sizeof(float));       // [n, q_dim]
     float *gate = xmalloc(rows * (size_t)c->n_ff * sizeof(float));     // [n, n_ff]
     float *up = xmalloc(rows * (size_t)c->n_ff * sizeof(float));       // [n, n_ff]
-    float *rope_cos = xmalloc(rows * (size_t)(c->rope_dim / 2) * sizeof(float));
-    float *rope_sin = xmalloc(rows * (size_t)(c->rope_dim / 2) * sizeof(float));
+    float *rope_cos = xmalloc((rows * (size_t)half + 1) * sizeof(float));
+    float *rope_sin = xmalloc((rows * (size_t)half + 1) * sizeof(float));
     float *scores = xmalloc((size_t)kv->n_ctx * sizeof(float));
 
-    // Token embeddings, converted from their stored type.
+    embed_tokens(m, b, x);
     for (int t = 0; t < n; t++) {
-        weight_row_to_f32(&m->token_embd, b->tokens[t], x + (size_t)t * c->n_embd);
+        rope_angles(m, b->pos[t], rope_cos + (size_t)t * half, rope_sin + (size_t)t * half);
     }
-    for (int t = 0; t < n; t++) {
-        rope_angles(m, b->pos[t], rope_cos + (size_t)t * (c->rope_dim / 2),
-                    rope_sin + (size_t)t * (c->rope_dim / 2));
-    }
-
     for (int l = 0; l < c->n_layer; l++) {
-        const Layer *layer = &m->layers[l];
-
-        // Attention block: normalize, project, rotate, cache, attend, project back.
-        for (int t = 0; t < n; t++) {
-            rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->attn_norm,
-                    c->n_embd, c->norm_eps);
-        }
-        if (rq.act_bits) {
-            sq_fake_quantize_activations(h, n, c->n_embd, rq.act_bits);
-        }
-        linear_forward(&layer->attn_q, h, n, q);
-        linear_forward(&layer->attn_k, h, n, k);
-        linear_forward(&layer->attn_v, h, n, v);
-        for (int t = 0; t < n; t++) {
-            const float *cos_t = rope_cos + (size_t)t * (c->rope_dim / 2);
-            const float *sin_t = rope_sin + (size_t)t * (c->rope_dim / 2);
-            rope_rotate(q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t, sin_t);
-            rope_rotate(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim, cos_t,
-                        sin_t);
-            if (rq.kv_bits) {
-                kv_fake_quantize_row(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq.kv_bits);
-                kv_fake_quantize_row(v + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, rq.kv_bits);
-            }
-            memcpy(cache_row(kv, kv->k, l, b->seq[t], b->pos[t]), k + (size_t)t * kv_dim,
-                   (size_t)kv_dim * sizeof(float));
-            memcpy(cache_row(kv, kv->v, l, b->seq[t], b->pos[t]), v + (size_t)t * kv_dim,
-                   (size_t)kv_dim * sizeof(float));
-        }
-        // TODO: attention runs on one thread; the matrix multiplications around it use OpenBLAS's.
-        for (int t = 0; t < n; t++) {
-            attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
-                   scores);
-        }
-        if (rq.act_bits) {
-            sq_fake_quantize_activations(attn, n, q_dim, rq.act_bits);
-        }
-        linear_forward(&layer->attn_output, attn, n, h);
-        for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
-            x[i] += h[i];
-        }
-
-        // Feed-forward block: SwiGLU.
-        for (int t = 0; t < n; t++) {
-            rmsnorm(h + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, layer->ffn_norm,
-                    c->n_embd, c->norm_eps);
-        }
-        if (rq.act_bits) {
-            sq_fake_quantize_activations(h, n, c->n_embd, rq.act_bits);
-        }
-        linear_forward(&layer->ffn_gate, h, n, gate);
-        linear_forward(&layer->ffn_up, h, n, up);
-        for (size_t i = 0; i < rows * (size_t)c->n_ff; i++) {
-            gate[i] = silu(gate[i]) * up[i];
-        }
-        if (rq.act_bits) {
-            sq_fake_quantize_activations(gate, n, c->n_ff, rq.act_bits);
-        }
-        linear_forward(&layer->ffn_down, gate, n, h);
-        for (size_t i = 0; i < rows * (size_t)c->n_embd; i++) {
-            x[i] += h[i];
-        }
+        attention_block(m, kv, b, l, &rq, rope_cos, rope_sin, x, h, q, k, v, attn, scores);
+        ffn_block(m, n, l, &rq, x, h, gate, up);
     }
-
-    for (int t = 0; t < n; t++) {
-        rmsnorm(hidden_out + (size_t)t * c->n_embd, x + (size_t)t * c->n_embd, m->output_norm,
-                c->n_embd, c->norm_eps);
-    }
+    norm_rows(c, hidden_out, x, m->output_norm, m->output_norm_b, n, c->n_embd);
     for (int t = 0; t < n; t++) {
         kv->n_cached[b->seq[t]] = b->pos[t] + 1;
     }
@@ -323,7 +441,13 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
 }
 
 void model_logits(const Model *m, const float *hidden, int n, float *logits) {
+    const ModelConfig *c = &m->config;
     linear_forward(&m->output, hidden, n, logits);
+    if (c->final_softcap > 0) {
+        for (size_t i = 0; i < (size_t)n * (size_t)c->n_vocab; i++) {
+            logits[i] = c->final_softcap * tanhf(logits[i] / c->final_softcap);
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -410,8 +534,10 @@ void block_attention(const Model *m, const float *rope_cos, const float *rope_si
 
     for (int t = 0; t < n; t++) {
         const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
-        rope_rotate(q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t, sin_t);
-        rope_rotate(k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim, cos_t, sin_t);
+        rope_rotate(c->rope_type, q + (size_t)t * q_dim, c->n_head, c->head_dim, c->rope_dim, cos_t,
+                    sin_t);
+        rope_rotate(c->rope_type, k + (size_t)t * kv_dim, c->n_head_kv, c->head_dim, c->rope_dim,
+                    cos_t, sin_t);
     }
 
     float *scores = xmalloc((size_t)n * (size_t)n * sizeof(float)); // [n, n]

@@ -1,22 +1,31 @@
 // model.c: maps a GGUF file's metadata and tensors onto the internal model layout (model.h).
 #include "model.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../kernels/half.h"
+#include "ggml_quants.h"
 #include "util.h"
 
 // ----------------------------------------------------------------------------
 // Weight helpers
 
 size_t weight_nbytes(const Weight *w) {
+    if (w->packed) {
+        return w->packed->nbytes;
+    }
     const GGMLTypeInfo *info = ggml_type_info(w->type);
     return (size_t)w->rows * (size_t)w->cols / info->block_size * info->type_size;
 }
 
 void weight_row_to_f32(const Weight *w, int row, float *out) {
+    if (w->packed) {
+        qmatrix_dequantize_row(w->packed, row, out);
+        return;
+    }
     size_t offset = (size_t)row * (size_t)w->cols;
     switch (w->type) {
     case GGML_TYPE_F32:
@@ -36,9 +45,13 @@ void weight_row_to_f32(const Weight *w, int row, float *out) {
         }
         break;
     }
-    default:
-        // model_load accepts only the three types above.
-        abort();
+    default: {
+        // llama.cpp's block formats: the row starts at a whole number of blocks.
+        const GGMLTypeInfo *info = ggml_type_info(w->type);
+        size_t row_bytes = (size_t)w->cols / info->block_size * info->type_size;
+        ggml_dequantize(w->type, (const uint8_t *)w->data + (size_t)row * row_bytes, out, w->cols);
+        break;
+    }
     }
 }
 
@@ -93,6 +106,67 @@ static int read_arch_float(const GGUFFile *f, const char *arch, const char *suff
     return found;
 }
 
+void model_config_set_llama_rules(ModelConfig *c) {
+    if (c->attn_scale == 0.0f) {
+        c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
+    }
+    if (c->embed_scale == 0.0f) {
+        c->embed_scale = 1.0f;
+    }
+}
+
+void model_own_vector(Model *m, float *vector) {
+    m->owned_vectors = xrealloc(m->owned_vectors, (size_t)(m->n_owned_vectors + 1) * sizeof(float *));
+    m->owned_vectors[m->n_owned_vectors++] = vector;
+}
+
+// Sets the fields that differ between architectures, as llama.cpp c392e509 builds each graph.
+static int set_architecture_rules(const GGUFFile *f, ModelConfig *c) {
+    const char *a = c->arch_name;
+    c->rope_type = ROPE_NORMAL;
+    c->ffn = FFN_SILU_GLU;
+    c->attn_scale = 1.0f / sqrtf((float)c->head_dim);
+    c->embed_scale = 1.0f;
+
+    switch (c->arch) {
+    case ARCH_LLAMA:
+        break;
+    case ARCH_QWEN2:
+        c->rope_type = ROPE_NEOX;
+        break;
+    case ARCH_PHI3:
+        c->rope_type = ROPE_NEOX;
+        if (read_arch_int(f, a, "attention.sliding_window", false, 1, 1 << 30,
+                          &c->sliding_window) < 0) {
+            return -1;
+        }
+        break;
+    case ARCH_GEMMA2: {
+        c->rope_type = ROPE_NEOX;
+        c->ffn = FFN_GELU_GLU;
+        c->embed_scale = sqrtf((float)c->n_embd);
+        // llama.cpp scales queries by 1/sqrt(head_dim), except for the 27B model (46 layers),
+        // whose query_pre_attn_scalar is n_embd / n_head.
+        if (c->n_layer == 46) {
+            c->attn_scale = 1.0f / sqrtf((float)(c->n_embd / c->n_head));
+        }
+        c->window_even_layers = true;
+        if (read_arch_int(f, a, "attention.sliding_window", false, 1, 1 << 30,
+                          &c->sliding_window) < 0 ||
+            read_arch_float(f, a, "attn_logit_softcapping", &c->attn_softcap) < 0 ||
+            read_arch_float(f, a, "final_logit_softcapping", &c->final_softcap) < 0) {
+            return -1;
+        }
+        break;
+    }
+    case ARCH_GPT2:
+        c->rope_type = ROPE_NONE;
+        c->ffn = FFN_GELU;
+        break;
+    }
+    return 0;
+}
+
 static int read_config(const GGUFFile *f, ModelConfig *c) {
     memset(c, 0, sizeof *c);
     char *arch = NULL;
@@ -104,13 +178,24 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
                                    f->path);
     }
     snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
-    if (strcmp(arch, "llama") != 0) {
-        err_set("%s: architecture '%s' is not supported (supported: llama)", f->path, arch);
+    static const struct {
+        const char *name;
+        ModelArch arch;
+    } known[] = {{"llama", ARCH_LLAMA}, {"qwen2", ARCH_QWEN2}, {"phi3", ARCH_PHI3},
+                 {"gemma2", ARCH_GEMMA2}, {"gpt2", ARCH_GPT2}};
+    size_t k = 0;
+    while (k < ARRAY_LEN(known) && strcmp(known[k].name, arch) != 0) {
+        k++;
+    }
+    if (k == ARRAY_LEN(known)) {
+        err_set("%s: architecture '%s' is not supported (supported: llama, qwen2, phi3, gemma2, "
+                "gpt2)",
+                f->path, arch);
         free(arch);
         return -1;
     }
     free(arch);
-    c->arch = ARCH_LLAMA;
+    c->arch = known[k].arch;
     const char *a = c->arch_name;
 
     // Limits are sanity bounds against corrupt files, far above any released model.
@@ -176,12 +261,17 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
     }
     c->rope_freq_base_default = rc == 0;
 
-    rc = read_arch_float(f, a, "attention.layer_norm_rms_epsilon", &c->norm_eps);
+    // GPT-2 uses LayerNorm; the others RMSNorm, each with its own epsilon key.
+    c->layer_norm = c->arch == ARCH_GPT2;
+    const char *eps_key = c->layer_norm ? "attention.layer_norm_epsilon"
+                                        : "attention.layer_norm_rms_epsilon";
+    rc = read_arch_float(f, a, eps_key, &c->norm_eps);
     if (rc <= 0) {
         return rc < 0 ? -1
-                      : err_set("%s: required metadata key '%s.attention.layer_norm_rms_epsilon' "
-                                "is missing",
-                                f->path, a);
+                      : err_set("%s: required metadata key '%s.%s' is missing", f->path, a, eps_key);
+    }
+    if (set_architecture_rules(f, c) != 0) {
+        return -1;
     }
 
     // Features qbias does not implement yet must be rejected, not silently ignored.
@@ -204,95 +294,200 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
 // ----------------------------------------------------------------------------
 // Tensors
 
-static int bind_weight(const GGUFFile *f, const char *name, int rows, int cols, bool required,
-                       Weight *w) {
+// Binds the rows [row0, row0 + rows) of a 2-D tensor with `cols` columns as a weight matrix (a view
+// of a fused tensor when row0 > 0 or rows is less than the tensor's). Returns 1 when bound, 0 when
+// the tensor is absent and not required, -1 with an error.
+static int bind_rows(const GGUFFile *f, const char *name, int row0, int rows, int total_rows,
+                     int cols, bool required, Weight *w) {
     const GGUFTensor *t = gguf_find_tensor(f, name);
     if (!t) {
-        if (required) {
-            return err_set("%s: tensor '%s' is missing", f->path, name);
-        }
-        return 0;
+        return required ? err_set("%s: tensor '%s' is missing", f->path, name) : 0;
     }
-    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows) {
+    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != total_rows) {
         return err_set("%s: tensor '%s' has shape [%lld, %lld, %lld, %lld] (ggml order), expected "
                        "[%d, %d]",
                        f->path, name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2],
-                       (long long)t->ne[3], cols, rows);
+                       (long long)t->ne[3], cols, total_rows);
     }
-    if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 && t->type != GGML_TYPE_BF16) {
-        return err_set("%s: tensor '%s' has type %s; qbias reads F32, F16 and BF16 tensors "
-                       "(convert the model with llama.cpp's convert_hf_to_gguf.py --outtype f16, "
-                       "or start from the unquantized file)",
+    if (!ggml_can_dequantize(t->type)) {
+        return err_set("%s: tensor '%s' has type %s, which qbias cannot read (it reads F32, F16, "
+                       "BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K); convert the model "
+                       "again with one of these types",
                        f->path, name, ggml_type_name(t->type));
     }
+    const GGMLTypeInfo *info = ggml_type_info(t->type);
+    size_t row_bytes = (size_t)cols / info->block_size * info->type_size;
+    memset(w, 0, sizeof *w);
     w->name = t->name;
     w->rows = rows;
     w->cols = cols;
     w->type = t->type;
-    w->data = t->data;
-    w->owned = NULL;
+    w->data = (const uint8_t *)t->data + (size_t)row0 * row_bytes;
     return 1;
 }
 
-// Reads a 1-D vector of n values (a norm weight) and converts it to fp32 into `dst`.
-static int bind_vector(const GGUFFile *f, const char *name, int n, float *dst) {
+static int bind_weight(const GGUFFile *f, const char *name, int rows, int cols, bool required,
+                       Weight *w) {
+    return bind_rows(f, name, 0, rows, rows, cols, required, w);
+}
+
+// Converts a 1-D tensor of `total` values to a new fp32 vector owned by the model, and returns
+// the slice [offset, offset + n) of it in *out (NULL when absent and not required).
+static int load_vector_slice(Model *m, const char *name, int offset, int n, int total,
+                             bool required, const float **out) {
+    const GGUFFile *f = m->file;
     const GGUFTensor *t = gguf_find_tensor(f, name);
+    assert(offset >= 0 && n >= 0 && offset + n <= total);
+    *out = NULL;
     if (!t) {
-        return err_set("%s: tensor '%s' is missing", f->path, name);
+        return required ? err_set("%s: tensor '%s' is missing", f->path, name) : 0;
     }
-    if (t->n_dims != 1 || t->ne[0] != n) {
+    if (t->n_dims != 1 || t->ne[0] != total) {
         return err_set("%s: tensor '%s' has %lld elements in %u dimensions, expected a vector of %d",
-                       f->path, name, (long long)gguf_tensor_nelements(t), t->n_dims, n);
+                       f->path, name, (long long)gguf_tensor_nelements(t), t->n_dims, total);
     }
     if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16 && t->type != GGML_TYPE_BF16) {
         return err_set("%s: tensor '%s' has type %s, expected F32, F16 or BF16", f->path, name,
                        ggml_type_name(t->type));
     }
-    // A vector is a one-row matrix for the conversion helper.
-    Weight w = {.name = t->name, .rows = 1, .cols = n, .type = t->type, .data = t->data};
-    weight_row_to_f32(&w, 0, dst);
+    float *values = xmalloc((size_t)total * sizeof(float));
+    ggml_dequantize(t->type, t->data, values, total);
+    model_own_vector(m, values);
+    *out = values + offset;
+    return 1;
+}
+
+static int load_vector(Model *m, const char *name, int n, bool required, const float **out) {
+    return load_vector_slice(m, name, 0, n, n, required, out);
+}
+
+// Binds q, k, v (and their biases): separate tensors, or one fused attn_qkv whose rows are q, then
+// k, then v (phi3, gpt2).
+static int bind_attention(Model *m, int index, Layer *layer) {
+    const ModelConfig *c = &m->config;
+    const GGUFFile *f = m->file;
+    int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
+    int fused = q_dim + 2 * kv_dim;
+    char name[96];
+
+    snprintf(name, sizeof name, "blk.%d.attn_qkv.weight", index);
+    if (gguf_find_tensor(f, name)) {
+        if (bind_rows(f, name, 0, q_dim, fused, c->n_embd, true, &layer->attn_q) < 0 ||
+            bind_rows(f, name, q_dim, kv_dim, fused, c->n_embd, true, &layer->attn_k) < 0 ||
+            bind_rows(f, name, q_dim + kv_dim, kv_dim, fused, c->n_embd, true, &layer->attn_v) < 0) {
+            return -1;
+        }
+        snprintf(name, sizeof name, "blk.%d.attn_qkv.bias", index);
+        if (load_vector_slice(m, name, 0, q_dim, fused, false, &layer->bq) < 0 ||
+            load_vector_slice(m, name, q_dim, kv_dim, fused, false, &layer->bk) < 0 ||
+            load_vector_slice(m, name, q_dim + kv_dim, kv_dim, fused, false, &layer->bv) < 0) {
+            return -1;
+        }
+        return 0;
+    }
+
+    struct {
+        const char *suffix;
+        int rows;
+        Weight *w;
+        const float **bias;
+    } parts[] = {{"attn_q", q_dim, &layer->attn_q, &layer->bq},
+                 {"attn_k", kv_dim, &layer->attn_k, &layer->bk},
+                 {"attn_v", kv_dim, &layer->attn_v, &layer->bv}};
+    for (size_t i = 0; i < ARRAY_LEN(parts); i++) {
+        snprintf(name, sizeof name, "blk.%d.%s.weight", index, parts[i].suffix);
+        if (bind_weight(f, name, parts[i].rows, c->n_embd, true, parts[i].w) < 0) {
+            return -1;
+        }
+        // Biases are optional for every architecture, as llama.cpp loads them (qwen2 has them).
+        snprintf(name, sizeof name, "blk.%d.%s.bias", index, parts[i].suffix);
+        if (load_vector(m, name, parts[i].rows, false, parts[i].bias) < 0) {
+            return -1;
+        }
+    }
     return 0;
 }
 
-static int bind_layer(Model *m, int index, float *norms) {
+// Binds the feed-forward matrices: gate and up (separate, or phi3's fused ffn_up with gate rows
+// first), or GPT-2's up/down MLP with biases.
+static int bind_ffn(Model *m, int index, Layer *layer) {
+    const ModelConfig *c = &m->config;
+    const GGUFFile *f = m->file;
+    char name[96];
+
+    snprintf(name, sizeof name, "blk.%d.ffn_down.weight", index);
+    if (bind_weight(f, name, c->n_embd, c->n_ff, true, &layer->ffn_down) < 0) {
+        return -1;
+    }
+    snprintf(name, sizeof name, "blk.%d.ffn_down.bias", index);
+    if (load_vector(m, name, c->n_embd, c->ffn == FFN_GELU, &layer->b_down) < 0) {
+        return -1;
+    }
+
+    if (c->ffn == FFN_GELU) {
+        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", index);
+        if (bind_weight(f, name, c->n_ff, c->n_embd, true, &layer->ffn_up) < 0) {
+            return -1;
+        }
+        snprintf(name, sizeof name, "blk.%d.ffn_up.bias", index);
+        return load_vector(m, name, c->n_ff, true, &layer->b_up) < 0 ? -1 : 0;
+    }
+
+    snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", index);
+    if (!gguf_find_tensor(f, name)) {
+        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", index);
+        const GGUFTensor *t = gguf_find_tensor(f, name);
+        if (t && t->n_dims == 2 && t->ne[1] == 2 * (int64_t)c->n_ff) {
+            if (bind_rows(f, name, 0, c->n_ff, 2 * c->n_ff, c->n_embd, true, &layer->ffn_gate) < 0 ||
+                bind_rows(f, name, c->n_ff, c->n_ff, 2 * c->n_ff, c->n_embd, true,
+                          &layer->ffn_up) < 0) {
+                return -1;
+            }
+            return 0;
+        }
+        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", index);
+    }
+    if (bind_weight(f, name, c->n_ff, c->n_embd, true, &layer->ffn_gate) < 0) {
+        return -1;
+    }
+    snprintf(name, sizeof name, "blk.%d.ffn_up.weight", index);
+    return bind_weight(f, name, c->n_ff, c->n_embd, true, &layer->ffn_up) < 0 ? -1 : 0;
+}
+
+static int bind_layer(Model *m, int index) {
     const ModelConfig *c = &m->config;
     const GGUFFile *f = m->file;
     Layer *layer = &m->layers[index];
     int q_dim = c->n_head * c->head_dim;
-    int kv_dim = c->n_head_kv * c->head_dim;
     char name[96];
 
 #define LAYER_TENSOR(suffix) (snprintf(name, sizeof name, "blk.%d.%s", index, suffix), name)
-    float *attn_norm = norms;
-    float *ffn_norm = norms + c->n_embd;
-    if (bind_vector(f, LAYER_TENSOR("attn_norm.weight"), c->n_embd, attn_norm) < 0 ||
-        bind_vector(f, LAYER_TENSOR("ffn_norm.weight"), c->n_embd, ffn_norm) < 0 ||
-        bind_weight(f, LAYER_TENSOR("attn_q.weight"), q_dim, c->n_embd, true, &layer->attn_q) < 0 ||
-        bind_weight(f, LAYER_TENSOR("attn_k.weight"), kv_dim, c->n_embd, true, &layer->attn_k) < 0 ||
-        bind_weight(f, LAYER_TENSOR("attn_v.weight"), kv_dim, c->n_embd, true, &layer->attn_v) < 0 ||
+    bool gemma = c->arch == ARCH_GEMMA2;
+    if (load_vector(m, LAYER_TENSOR("attn_norm.weight"), c->n_embd, true, &layer->attn_norm) < 0 ||
+        load_vector(m, LAYER_TENSOR("attn_norm.bias"), c->n_embd, c->layer_norm,
+                    &layer->attn_norm_b) < 0 ||
+        load_vector(m, LAYER_TENSOR("ffn_norm.weight"), c->n_embd, true, &layer->ffn_norm) < 0 ||
+        load_vector(m, LAYER_TENSOR("ffn_norm.bias"), c->n_embd, c->layer_norm,
+                    &layer->ffn_norm_b) < 0 ||
+        load_vector(m, LAYER_TENSOR("post_attention_norm.weight"), c->n_embd, gemma,
+                    &layer->post_attn_norm) < 0 ||
+        load_vector(m, LAYER_TENSOR("post_ffw_norm.weight"), c->n_embd, gemma,
+                    &layer->post_ffn_norm) < 0 ||
+        bind_attention(m, index, layer) < 0 ||
         bind_weight(f, LAYER_TENSOR("attn_output.weight"), c->n_embd, q_dim, true,
                     &layer->attn_output) < 0 ||
-        bind_weight(f, LAYER_TENSOR("ffn_gate.weight"), c->n_ff, c->n_embd, true,
-                    &layer->ffn_gate) < 0 ||
-        bind_weight(f, LAYER_TENSOR("ffn_up.weight"), c->n_ff, c->n_embd, true, &layer->ffn_up) < 0 ||
-        bind_weight(f, LAYER_TENSOR("ffn_down.weight"), c->n_embd, c->n_ff, true,
-                    &layer->ffn_down) < 0) {
+        load_vector(m, LAYER_TENSOR("attn_output.bias"), c->n_embd, false, &layer->bo) < 0 ||
+        bind_ffn(m, index, layer) < 0) {
         return -1;
     }
-#undef LAYER_TENSOR
 
-    // Tensors qbias does not use (biases, for example) would change the model's output if ignored.
-    static const char *unsupported[] = {"attn_q.bias", "attn_k.bias", "attn_v.bias",
-                                        "attn_output.bias", "ffn_gate_inp.weight"};
-    for (size_t i = 0; i < ARRAY_LEN(unsupported); i++) {
-        snprintf(name, sizeof name, "blk.%d.%s", index, unsupported[i]);
-        if (gguf_find_tensor(f, name)) {
-            return err_set("%s: tensor '%s' is not supported by qbias's llama architecture", f->path,
-                           name);
-        }
+    // A mixture-of-experts router would change the model's output if ignored.
+    if (gguf_find_tensor(f, LAYER_TENSOR("ffn_gate_inp.weight"))) {
+        return err_set("%s: tensor '%s' belongs to a mixture-of-experts model, which qbias does "
+                       "not support",
+                       f->path, name);
     }
-    layer->attn_norm = attn_norm;
-    layer->ffn_norm = ffn_norm;
+#undef LAYER_TENSOR
     return 0;
 }
 
@@ -319,19 +514,20 @@ static int bind_tensors(Model *m) {
     if (c->tied_output) {
         m->output = m->token_embd;
     }
-
-    // Norm vectors: output norm, then two per layer, all converted to fp32 once (they are small).
-    size_t n_floats = (size_t)c->n_embd * (1 + 2 * (size_t)c->n_layer);
-    m->owned_floats = xmalloc(n_floats * sizeof(float));
-    if (bind_vector(f, "output_norm.weight", c->n_embd, m->owned_floats) < 0) {
+    if (c->arch == ARCH_GPT2 && bind_weight(f, "position_embd.weight", c->n_ctx_train, c->n_embd,
+                                            true, &m->position_embd) < 0) {
         return -1;
     }
-    m->output_norm = m->owned_floats;
+
+    // Norm and bias vectors are converted to fp32 once; they are small.
+    if (load_vector(m, "output_norm.weight", c->n_embd, true, &m->output_norm) < 0 ||
+        load_vector(m, "output_norm.bias", c->n_embd, c->layer_norm, &m->output_norm_b) < 0) {
+        return -1;
+    }
 
     m->layers = xcalloc((size_t)c->n_layer, sizeof(Layer));
     for (int l = 0; l < c->n_layer; l++) {
-        float *norms = m->owned_floats + (size_t)c->n_embd * (1 + 2 * (size_t)l);
-        if (bind_layer(m, l, norms) < 0) {
+        if (bind_layer(m, l) < 0) {
             return -1;
         }
     }
@@ -403,7 +599,10 @@ void model_free(Model *m) {
     if (!m->base) {
         tokenizer_free(m->tokenizer);
         gguf_close(m->file);
-        free(m->owned_floats);
+        for (int i = 0; i < m->n_owned_vectors; i++) {
+            free(m->owned_vectors[i]);
+        }
+        free(m->owned_vectors);
     }
     free(m->path);
     free(m->variant);

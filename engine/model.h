@@ -11,13 +11,31 @@
 #include <stdint.h>
 
 #include "ggml_types.h"
+#include "../quant/format.h"
 #include "../quant/spec.h"
 #include "gguf.h"
 #include "tokenizer.h"
 
 typedef enum {
-    ARCH_LLAMA = 0,
+    ARCH_LLAMA = 0, // Llama 1-3, Mistral: RMSNorm, RoPE, grouped-query attention, SwiGLU
+    ARCH_QWEN2,     // as llama, with q/k/v biases and neox RoPE
+    ARCH_PHI3,      // as llama, fused qkv and gate/up matrices, neox RoPE, sliding window
+    ARCH_GEMMA2,    // GeGLU, post-attention/FFN norms, logit soft-caps, alternating sliding window
+    ARCH_GPT2,      // LayerNorm, learned positions, fused qkv, GELU MLP, biases everywhere
 } ModelArch;
+
+// Which elements of a head RoPE rotates together.
+typedef enum {
+    ROPE_NORMAL, // adjacent pairs (2i, 2i+1): GGUF "llama" layout (llama.cpp LLAMA_ROPE_TYPE_NORM)
+    ROPE_NEOX,   // halves (i, i + rope_dim/2): GGUF qwen2/phi3/gemma2 and Hugging Face rotate_half
+    ROPE_NONE,   // no rotary embedding (GPT-2's learned positions)
+} RopeType;
+
+typedef enum {
+    FFN_SILU_GLU, // down(silu(gate(h)) * up(h))
+    FFN_GELU_GLU, // down(gelu(gate(h)) * up(h)), gelu in its tanh approximation
+    FFN_GELU,     // down(gelu(up(h) + b_up)) + b_down, GPT-2's MLP
+} FfnType;
 
 typedef struct {
     ModelArch arch;
@@ -32,7 +50,16 @@ typedef struct {
     int n_ctx_train;        // context length the model was trained with
     int rope_dim;           // leading dimensions of each head that RoPE rotates (<= head_dim)
     float rope_freq_base;
-    float norm_eps;         // RMSNorm epsilon
+    RopeType rope_type;
+    float norm_eps;         // RMSNorm (or LayerNorm) epsilon
+    bool layer_norm;        // LayerNorm with bias (GPT-2) instead of RMSNorm
+    FfnType ffn;
+    float attn_scale;       // multiplier of q . k (1/sqrt(head_dim) unless the architecture differs)
+    float attn_softcap;     // 0, or c in s = c * tanh(s / c) applied to attention scores (gemma2)
+    float final_softcap;    // 0, or the same cap applied to the output logits (gemma2)
+    int sliding_window;     // 0, or W: key j is hidden from query i when i - j >= W
+    bool window_even_layers; // the window applies to layers 0, 2, 4, ... only (gemma2)
+    float embed_scale;      // token embeddings are multiplied by this (gemma2: sqrt(n_embd))
     bool tied_output;       // output head shares token_embd
     // Flags for values taken from defaults because the GGUF key was absent (shown by `qbias info`).
     bool rope_freq_base_default;
@@ -45,21 +72,35 @@ typedef struct {
     const char *name;   // tensor name in the file (static storage of the model)
     int rows;
     int cols;
-    GGMLType type;      // storage type of `data`: F32, F16 or BF16
+    GGMLType type;      // storage type of `data`: F32, F16 or BF16 (ignored when packed)
     const void *data;   // rows x cols elements of `type`, in the file mapping or in `owned`
     void *owned;        // non-NULL when this matrix owns its data (for example a quantized copy)
+    const QMatrix *packed; // packed integer weights (quant/format.h), or NULL; then data == packed
+    int act_bits;       // 8: activations are fake-quantized to per-token int8 before an fp32
+                        // product (the simulated W8A8/W4A8 path); 0: fp32 activations
 } Weight;
 
+// A transformer block. Fused matrices in a file (phi3's and gpt2's attn_qkv, phi3's ffn_up holding
+// gate and up) are split into views of their row ranges, so every architecture has the same fields.
+// Bias and extra-norm vectors are NULL where the architecture has none.
 typedef struct {
-    const float *attn_norm; // [n_embd]
-    Weight attn_q;          // [n_head * head_dim, n_embd]
-    Weight attn_k;          // [n_head_kv * head_dim, n_embd]
-    Weight attn_v;          // [n_head_kv * head_dim, n_embd]
-    Weight attn_output;     // [n_embd, n_head * head_dim]
-    const float *ffn_norm;  // [n_embd]
-    Weight ffn_gate;        // [n_ff, n_embd]
-    Weight ffn_up;          // [n_ff, n_embd]
-    Weight ffn_down;        // [n_embd, n_ff]
+    const float *attn_norm;   // [n_embd]
+    const float *attn_norm_b; // [n_embd] LayerNorm bias
+    Weight attn_q;            // [n_head * head_dim, n_embd]
+    Weight attn_k;            // [n_head_kv * head_dim, n_embd]
+    Weight attn_v;            // [n_head_kv * head_dim, n_embd]
+    const float *bq, *bk, *bv; // biases of q, k, v
+    Weight attn_output;       // [n_embd, n_head * head_dim]
+    const float *bo;          // [n_embd]
+    const float *post_attn_norm; // [n_embd] RMSNorm of the attention output (gemma2)
+    const float *ffn_norm;    // [n_embd]
+    const float *ffn_norm_b;  // [n_embd] LayerNorm bias
+    Weight ffn_gate;          // [n_ff, n_embd]; rows == 0 for FFN_GELU
+    Weight ffn_up;            // [n_ff, n_embd]
+    const float *b_up;        // [n_ff]
+    Weight ffn_down;          // [n_embd, n_ff]
+    const float *b_down;      // [n_embd]
+    const float *post_ffn_norm; // [n_embd] RMSNorm of the FFN output (gemma2)
 } Layer;
 
 typedef struct Model {
@@ -70,12 +111,24 @@ typedef struct Model {
     Tokenizer *tokenizer;    // owned by the base model
     Weight token_embd;       // [n_vocab, n_embd]
     Weight output;           // [n_vocab, n_embd]; same data as token_embd when tied
+    Weight position_embd;    // [n_ctx_train, n_embd] learned positions (gpt2); rows == 0 otherwise
     const float *output_norm; // [n_embd]
-    const float *rope_freq_factors; // [head_dim / 2] or NULL (Llama 3.1 rope scaling)
+    const float *output_norm_b; // [n_embd] LayerNorm bias, or NULL
+    const float *rope_freq_factors; // [rope_dim / 2] or NULL (Llama 3.1 rope scaling)
     Layer *layers;           // [n_layer]
-    float *owned_floats;     // norm vectors converted to fp32 (base model only)
+    float **owned_vectors;   // norm and bias vectors converted to fp32 (base model only)
+    int n_owned_vectors;
+    void *checkpoint;        // a Hugging Face model's SafeTensorsSet (base model only), or NULL
     const struct Model *base; // NULL for a model loaded from a file; else the model it was made from
 } Model;
+
+// Fills the architecture rules of a configuration built by hand (tests, benchmarks) with
+// llama's: RMSNorm, normal RoPE, SwiGLU, scale 1/sqrt(head_dim), no caps or window. Call it after
+// setting the sizes; it changes only fields that are still zero.
+void model_config_set_llama_rules(ModelConfig *c);
+
+// Hands a vector to a model built by hand, which frees it with the model.
+void model_own_vector(Model *m, float *vector);
 
 // Loads a GGUF model. Returns NULL with an error naming the file and the problem (unsupported
 // architecture, missing tensor, shape mismatch, unsupported tensor type...). Free with model_free().
@@ -85,14 +138,15 @@ Model *model_load(const char *path);
 // embeddings, norms and output head stay full precision and are shared with `base`, as the
 // reference study keeps them. spec "fp32" gives a variant that shares every weight. Returns NULL
 // with an error for a spec the engine cannot apply.
-// NOTE: quantized matrices are stored dequantized in fp32 ("fake quantization"), 4 bytes per
-// weight; packed low-bit storage is not implemented yet.
+// Quantized matrices are packed (quant/format.h), so a W4 variant takes about 0.53 bytes per
+// quantized weight; specs with "-fake" store them dequantized in fp32 instead ("fake quantization",
+// 4 bytes per weight), as the reference study simulated them.
 Model *model_make_variant(const Model *base, const QuantSpec *spec);
 
 // Frees a model. A variant must be freed before the base model it was made from.
 void model_free(Model *m);
 
-// Returns the number of bytes of one weight matrix as stored.
+// Returns the number of bytes of one weight matrix as stored (a packed matrix: its allocation).
 size_t weight_nbytes(const Weight *w);
 
 // Converts row `row` of a weight matrix to fp32. `out` has w->cols elements.

@@ -28,7 +28,9 @@ static inline float finish(__m256 lo, __m256 hi, const float *x, const float *w,
 static inline void tile_2x2(const float *x, const float *w, float *y, int k, int ldy) {
     int k16 = k - k % 16;
     __m256 lo[2][2], hi[2][2];
+    #pragma GCC unroll 4
     for (int i = 0; i < 2; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             lo[i][j] = _mm256_setzero_ps();
             hi[i][j] = _mm256_setzero_ps();
@@ -36,20 +38,25 @@ static inline void tile_2x2(const float *x, const float *w, float *y, int k, int
     }
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m256 x_lo[2], x_hi[2];
+        #pragma GCC unroll 4
         for (int i = 0; i < 2; i++) {
             x_lo[i] = _mm256_loadu_ps(x + (long)i * k + k0);
             x_hi[i] = _mm256_loadu_ps(x + (long)i * k + k0 + 8);
         }
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             __m256 w_lo = _mm256_loadu_ps(w + (long)j * k + k0);
             __m256 w_hi = _mm256_loadu_ps(w + (long)j * k + k0 + 8);
+            #pragma GCC unroll 4
             for (int i = 0; i < 2; i++) {
                 lo[i][j] = _mm256_fmadd_ps(x_lo[i], w_lo, lo[i][j]);
                 hi[i][j] = _mm256_fmadd_ps(x_hi[i], w_hi, hi[i][j]);
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < 2; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 2; j++) {
             y[(long)i * ldy + j] =
                 finish(lo[i][j], hi[i][j], x + (long)i * k, w + (long)j * k, k16, k);
@@ -82,4 +89,163 @@ void gemm_f32_avx2(const float *x, const float *w, float *y, int m, int n, int k
     }
 }
 
+#endif // __x86_64__
+
+// ----------------------------------------------------------------------------
+// Packed integer weights (layouts and orders in kernels.h)
+
+#if defined(__x86_64__)
+#include <stdbool.h>
+#include <string.h>
+
+// Four u8 x s8 products per int32 lane without AVX-VNNI. vpmaddubsw adds pairs into int16 with
+// saturation: 4-bit codes cannot reach it (2 * 15 * 127), 8-bit codes are split into nibbles.
+static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i q, int bits) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (bits == 4) {
+        return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, q), ones));
+    }
+    const __m256i nibble = _mm256_set1_epi8(15);
+    __m256i low = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_and_si256(u, nibble), q), ones);
+    __m256i high_u = _mm256_and_si256(_mm256_srli_epi16(u, 4), nibble);
+    __m256i high = _mm256_madd_epi16(_mm256_maddubs_epi16(high_u, q), ones);
+    return _mm256_add_epi32(acc, _mm256_add_epi32(low, _mm256_slli_epi32(high, 4)));
+}
+
+#define A8_ENTRY qgemm_a8_avx2
+#define A8_PEAK_ENTRY peak_int8_avx2
+#include "avx2_a8.h"
+
+#define AVX2_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+// Codes of the 8 columns [8 * e, 8 * e + 8) of a KQ_ROWS row, as int32 lanes.
+AVX2_ALWAYS_INLINE __m256i row_codes8(const KQuantMatrix *w, const uint8_t *line, int e) {
+    int j = e / 2;  // 16-column step
+    int part = e % 2; // lanes 0-7 or 8-15 of the step
+    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(w->bits * 4);
+    int half = j % 2;
+    if (w->bits == 8) {
+        return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(line + (size_t)e * 8)));
+    }
+    if (w->bits == 4) {
+        __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(block + 8 * part)));
+        return half ? _mm256_srli_epi32(bytes, 4) : _mm256_and_si256(bytes, _mm256_set1_epi32(15));
+    }
+    // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
+    __m256i crumbs = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)block));
+    __m256i low = _mm256_and_si256(_mm256_srli_epi32(crumbs, 2 * (2 * half + part)), _mm256_set1_epi32(3));
+    uint32_t high_bits;
+    memcpy(&high_bits, block + 8, 4);
+    __m256i bits = _mm256_set1_epi32((int)(high_bits >> (16 * half + 8 * part)));
+    __m256i high = _mm256_and_si256(_mm256_srlv_epi32(bits, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+                                    _mm256_set1_epi32(1));
+    return _mm256_or_si256(low, _mm256_slli_epi32(high, 2));
+}
+
+// (u - z) * s for 8 columns, equal to the scalar (float)(u - z) * s (u - z converts exactly).
+AVX2_ALWAYS_INLINE __m256 dequant8(const KQuantMatrix *w, const uint8_t *line, int e, __m256 zero,
+                                   __m256 scale) {
+    __m256 u = _mm256_cvtepi32_ps(row_codes8(w, line, e));
+    return _mm256_mul_ps(_mm256_sub_ps(u, zero), scale);
+}
+
+// Dequantized value of column k of row n, as the scalar path computes it.
+static float dequant_one(const KQuantMatrix *w, int n, int k) {
+    int g = k / w->group < w->n_groups ? k / w->group : w->n_groups - 1;
+    return (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
+}
+
+// Last 16-column step of group g (exclusive), clipped to k16.
+static int group_step_end(const KQuantMatrix *w, int g, int k16) {
+    return (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
+}
+
+AVX2_ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, const float *x, float *y) {
+    int k16 = w->cols - w->cols % 16;
+    __m256 lo[4], hi[4];
+    const uint8_t *line[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        lo[r] = hi[r] = _mm256_setzero_ps();
+        line[r] = w->codes + (size_t)(n0 + r) * w->stride;
+    }
+    for (int g = 0; g < w->n_groups; g++) {
+        __m256 zero[4], scale[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < nr; r++) {
+            zero[r] = _mm256_set1_ps((float)kq_zero(w, n0 + r, g));
+            scale[r] = _mm256_set1_ps(kq_scale(w, n0 + r, g));
+        }
+        for (int j = g * w->group / 16; j < group_step_end(w, g, k16); j++) {
+            __m256 x_lo = _mm256_loadu_ps(x + (size_t)j * 16);
+            __m256 x_hi = _mm256_loadu_ps(x + (size_t)j * 16 + 8);
+#pragma GCC unroll 4
+            for (int r = 0; r < nr; r++) {
+                lo[r] = _mm256_fmadd_ps(x_lo, dequant8(w, line[r], 2 * j, zero[r], scale[r]), lo[r]);
+                hi[r] = _mm256_fmadd_ps(x_hi, dequant8(w, line[r], 2 * j + 1, zero[r], scale[r]), hi[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < nr; r++) {
+        float sum = reduce_16lane(lo[r], hi[r]);
+        for (int k = k16; k < w->cols; k++) {
+            sum = fmaf(x[k], dequant_one(w, n0 + r, k), sum);
+        }
+        y[n0 + r] = sum;
+    }
+}
+
+void qgemv_a16_avx2(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+    int n = row0;
+    for (; n + 4 <= row1; n += 4) {
+        a16_rows(w, n, 4, x, y);
+    }
+    for (; n < row1; n++) {
+        a16_rows(w, n, 1, x, y);
+    }
+}
+
+void dequantize_rows_avx2(const KQuantMatrix *w, int row0, int row1, float *out) {
+    int k16 = w->cols - w->cols % 16;
+    for (int n = row0; n < row1; n++) {
+        const uint8_t *line = w->codes + (size_t)n * w->stride;
+        float *dst = out + (size_t)(n - row0) * w->cols;
+        for (int g = 0; g < w->n_groups; g++) {
+            __m256 zero = _mm256_set1_ps((float)kq_zero(w, n, g));
+            __m256 scale = _mm256_set1_ps(kq_scale(w, n, g));
+            for (int j = g * w->group / 16; j < group_step_end(w, g, k16); j++) {
+                _mm256_storeu_ps(dst + (size_t)j * 16, dequant8(w, line, 2 * j, zero, scale));
+                _mm256_storeu_ps(dst + (size_t)j * 16 + 8, dequant8(w, line, 2 * j + 1, zero, scale));
+            }
+        }
+        for (int k = k16; k < w->cols; k++) {
+            dst[k] = dequant_one(w, n, k);
+        }
+    }
+}
+
+#endif // __x86_64__
+
+#if defined(__x86_64__)
+// Ten independent accumulators cover the latency of vfmadd.
+double peak_fp32_avx2(long iterations, float *sink) {
+    __m256 acc[10];
+    for (int j = 0; j < 10; j++) {
+        acc[j] = _mm256_setzero_ps();
+    }
+    volatile float source = 1e-7f;
+    __m256 a = _mm256_set1_ps(source);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 10
+        for (int j = 0; j < 10; j++) {
+            acc[j] = _mm256_fmadd_ps(a, a, acc[j]);
+        }
+    }
+    for (int j = 1; j < 10; j++) {
+        acc[0] = _mm256_add_ps(acc[0], acc[j]);
+    }
+    *sink = _mm256_cvtss_f32(acc[0]);
+    return (double)iterations * 10 * 8 * 2;
+}
 #endif // __x86_64__

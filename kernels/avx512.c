@@ -32,26 +32,34 @@ static inline float finish(__m512 acc, const float *x, const float *w, int k16, 
 static inline void tile_4x4(const float *x, const float *w, float *y, int k, int ldy) {
     int k16 = k - k % 16;
     __m512 acc[4][4];
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             acc[i][j] = _mm512_setzero_ps();
         }
     }
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m512 xv[4], wv[4];
+        #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             xv[i] = _mm512_loadu_ps(x + (long)i * k + k0);
         }
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             wv[j] = _mm512_loadu_ps(w + (long)j * k + k0);
         }
+        #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
+            #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) {
                 acc[i][j] = _mm512_fmadd_ps(xv[i], wv[j], acc[i][j]);
             }
         }
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             y[(long)i * ldy + j] = finish(acc[i][j], x + (long)i * k, w + (long)j * k, k16, k);
         }
@@ -74,10 +82,14 @@ static inline void tile_1x4(const float *x, const float *w, float *y, int k) {
                      _mm512_setzero_ps()};
     for (int k0 = 0; k0 < k16; k0 += 16) {
         __m512 xv = _mm512_loadu_ps(x + k0);
+        #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
+            // Each weight is read once here: fetch 4 KB ahead of the hardware prefetcher.
+            _mm_prefetch((const char *)(w + (long)j * k + k0) + 4096, _MM_HINT_T0);
             acc[j] = _mm512_fmadd_ps(xv, _mm512_loadu_ps(w + (long)j * k + k0), acc[j]);
         }
     }
+    #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         y[j] = finish(acc[j], x, w + (long)j * k, k16, k);
     }
@@ -100,4 +112,440 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
     }
 }
 
+#endif // __x86_64__
+
+// ----------------------------------------------------------------------------
+// Packed integer weights (layouts and orders in kernels.h)
+
+#if defined(__x86_64__)
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+// Distances of the software prefetches in the streaming loops, tuned on one Zen 5 core: 64 cache
+// lines ahead in the int8 loops, 16 in the slower weight-only loops.
+#define PREFETCH_BYTES 4096
+#define A16_PREFETCH_BYTES 1024
+
+void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
+    int c16 = cols - cols % 16;
+    for (int i = 0; i < a->m; i++) {
+        const float *row = x + (size_t)i * cols;
+        int8_t *q = a->q + (size_t)i * a->cols_padded;
+
+        // The maximum is exact in any order.
+        __m512 max_v = _mm512_setzero_ps();
+        for (int k = 0; k < c16; k += 16) {
+            max_v = _mm512_max_ps(max_v, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
+        }
+        float max_abs = _mm512_reduce_max_ps(max_v);
+        for (int k = c16; k < cols; k++) {
+            max_abs = fmaxf(max_abs, fabsf(row[k]));
+        }
+        float scale = max_abs / 127.0f;
+        a->scale[i] = scale;
+
+        memset(q, 0, (size_t)a->cols_padded);
+        if (scale > 0.0f) {
+            __m512 scale_v = _mm512_set1_ps(scale);
+            __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+            for (int k = 0; k < c16; k += 16) {
+                __m512 v = _mm512_div_ps(_mm512_loadu_ps(row + k), scale_v);
+                v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                _mm_storeu_si128((__m128i *)(q + k), _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v)));
+            }
+            for (int k = c16; k < cols; k++) {
+                q[k] = (int8_t)fminf(fmaxf(rintf(row[k] / scale), -127.0f), 127.0f);
+            }
+        }
+
+        // Group ranges are multiples of 16 columns (groups are multiples of 32 or end at cols_padded).
+        for (int g = 0; g < a->n_groups; g++) {
+            int end = g == a->n_groups - 1 ? a->cols_padded : (g + 1) * group;
+            __m512i sum = _mm512_setzero_si512();
+            for (int k = g * group; k < end; k += 16) {
+                sum = _mm512_add_epi32(sum, _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + k))));
+            }
+            a->group_sum[(size_t)i * a->n_groups + g] = _mm512_reduce_add_epi32(sum);
+        }
+    }
+}
+
+// Scales of one group of a 16-row tile as fp32.
+ALWAYS_INLINE __m512 tile_scales(const KQuantMatrix *w, size_t index) {
+    if (w->fp16_scales) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)w->scales + index)));
+    }
+    return _mm512_loadu_ps((const float *)w->scales + index);
+}
+
+// nt tiles x nm tokens of int8 products, starting at tile `tile` and token i0. Lane r of every
+// vector is row r of its tile. With one token, two accumulators per tile split the chunks to keep
+// more dot products in flight; integer sums do not depend on that split.
+ALWAYS_INLINE void a8_block(const KQuantMatrix *w, const int bits, int tile, const int nt,
+                            const KActs *a, int i0, const int nm, float *y, int ldy) {
+    const bool split = nm == 1;
+    const __m512i nibble = _mm512_set1_epi8(15);
+    // The float accumulators live in memory: they change once per group, and keeping them out of
+    // the registers leaves all 32 to the int32 accumulators and the codes of the inner loop.
+    float facc[4][8][16] __attribute__((aligned(64)));
+    __m512i acc[4][8], acc2[4][8];
+#pragma GCC unroll 8
+    for (int tt = 0; tt < nt; tt++) {
+#pragma GCC unroll 8
+        for (int mm = 0; mm < nm; mm++) {
+            _mm512_store_ps(facc[tt][mm], _mm512_setzero_ps());
+        }
+    }
+
+    for (int g = 0; g < w->n_groups; g++) {
+        int k_begin = g * w->group;
+        int k_end = g == w->n_groups - 1 ? w->cols_padded : (g + 1) * w->group;
+
+        // acc starts at -z * group_sum, so it ends at S_g = sum u q - z sum q.
+#pragma GCC unroll 8
+        for (int tt = 0; tt < nt; tt++) {
+            size_t index = ((size_t)(tile + tt) * w->n_groups + g) * KQ_TILE_ROWS;
+            __m512i zeros = w->zeros ? _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zeros + index)))
+                                     : _mm512_set1_epi32(w->zero_point);
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                int32_t sum = a->group_sum[(size_t)(i0 + mm) * a->n_groups + g];
+                acc[tt][mm] = _mm512_mullo_epi32(zeros, _mm512_set1_epi32(-sum));
+                acc2[tt][mm] = _mm512_setzero_si512();
+            }
+        }
+
+        for (int k = k_begin; k < k_end; k += 8) {
+            __m512i w0[4], w1[4];
+#pragma GCC unroll 8
+            for (int tt = 0; tt < nt; tt++) {
+                const uint8_t *tile_codes = w->codes + (size_t)(tile + tt) * w->stride;
+                if (split) {
+                    // One token reads each chunk once: fetch ahead of the hardware prefetcher,
+                    // which follows nt interleaved streams less well than one.
+                    const uint8_t *ahead = tile_codes + (size_t)(k / 8) * 64 * (bits / 4) + PREFETCH_BYTES;
+                    _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+                    if (bits == 8) {
+                        _mm_prefetch((const char *)ahead + 64, _MM_HINT_T0);
+                    }
+                }
+                if (bits == 8) {
+                    w0[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4) * 64);
+                    w1[tt] = _mm512_loadu_si512(tile_codes + (size_t)(k / 4 + 1) * 64);
+                } else {
+                    __m512i v = _mm512_loadu_si512(tile_codes + (size_t)(k / 8) * 64);
+                    w0[tt] = _mm512_and_si512(v, nibble);
+                    w1[tt] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nibble);
+                }
+            }
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                const int8_t *q = a->q + (size_t)(i0 + mm) * a->cols_padded + k;
+                int32_t q0, q1;
+                memcpy(&q0, q, 4);
+                memcpy(&q1, q + 4, 4);
+                __m512i a0 = _mm512_set1_epi32(q0), a1 = _mm512_set1_epi32(q1);
+#pragma GCC unroll 8
+                for (int tt = 0; tt < nt; tt++) {
+                    acc[tt][mm] = _mm512_dpbusd_epi32(acc[tt][mm], w0[tt], a0);
+                    if (split) {
+                        acc2[tt][mm] = _mm512_dpbusd_epi32(acc2[tt][mm], w1[tt], a1);
+                    } else {
+                        acc[tt][mm] = _mm512_dpbusd_epi32(acc[tt][mm], w1[tt], a1);
+                    }
+                }
+            }
+        }
+
+#pragma GCC unroll 8
+        for (int tt = 0; tt < nt; tt++) {
+            __m512 scales = tile_scales(w, ((size_t)(tile + tt) * w->n_groups + g) * KQ_TILE_ROWS);
+#pragma GCC unroll 8
+            for (int mm = 0; mm < nm; mm++) {
+                __m512i sum = split ? _mm512_add_epi32(acc[tt][mm], acc2[tt][mm]) : acc[tt][mm];
+                _mm512_store_ps(facc[tt][mm], _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scales,
+                                                              _mm512_load_ps(facc[tt][mm])));
+            }
+        }
+    }
+
+#pragma GCC unroll 8
+    for (int tt = 0; tt < nt; tt++) {
+        int valid = w->rows - (tile + tt) * KQ_TILE_ROWS;
+        __mmask16 mask = valid >= 16 ? 0xffff : (__mmask16)((1u << valid) - 1);
+#pragma GCC unroll 8
+        for (int mm = 0; mm < nm; mm++) {
+            __m512 out = _mm512_mul_ps(_mm512_load_ps(facc[tt][mm]), _mm512_set1_ps(a->scale[i0 + mm]));
+            _mm512_mask_storeu_ps(y + (size_t)(i0 + mm) * ldy + (size_t)(tile + tt) * KQ_TILE_ROWS,
+                                  mask, out);
+        }
+    }
+}
+
+// Tokens per int8 microkernel: 2 tiles x 6 tokens keep 12 int32 accumulators, which GCC 12
+// allocates without spills (8 tokens: 5% to 10% slower on Zen 5, from spills).
+#define A8_TOKENS 6
+
+// The microkernels for one container size, so that its branches fold away.
+ALWAYS_INLINE void a8_tiles(const KQuantMatrix *w, const int bits, int tile0, int tile1,
+                            const KActs *a, float *y, int ldy) {
+    int m8 = a->m - a->m % A8_TOKENS;
+    for (int t = tile0; t < tile1; t += 2) {
+        bool pair = t + 1 < tile1;
+        for (int i = 0; i < m8; i += A8_TOKENS) {
+            if (pair) {
+                a8_block(w, bits, t, 2, a, i, A8_TOKENS, y, ldy);
+            } else {
+                a8_block(w, bits, t, 1, a, i, A8_TOKENS, y, ldy);
+            }
+        }
+    }
+    // Remaining tokens one at a time, four tiles per pass.
+    for (int i = m8; i < a->m; i++) {
+        int t = tile0;
+        for (; t + 4 <= tile1; t += 4) {
+            a8_block(w, bits, t, 4, a, i, 1, y, ldy);
+        }
+        for (; t < tile1; t++) {
+            a8_block(w, bits, t, 1, a, i, 1, y, ldy);
+        }
+    }
+}
+
+void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, float *y,
+                     int ldy) {
+    if (w->bits == 8) {
+        a8_tiles(w, 8, tile0, tile1, a, y, ldy);
+    } else {
+        a8_tiles(w, 4, tile0, tile1, a, y, ldy);
+    }
+}
+
+// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row, as int32 lanes.
+ALWAYS_INLINE __m512i row_codes16(const int bits, const uint8_t *line, int j) {
+    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(bits * 4);
+    int half = j % 2;
+    if (bits == 8) {
+        return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)j * 16)));
+    }
+    if (bits == 4) {
+        __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
+        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, _mm512_set1_epi32(15));
+    }
+    // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
+    __m128i low8 = _mm_loadl_epi64((const __m128i *)block);
+    __m512i crumbs = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(low8, low8));
+    const __m512i shifts = half ? _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4)
+                                : _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m512i u = _mm512_and_si512(_mm512_srlv_epi32(crumbs, shifts), _mm512_set1_epi32(3));
+    uint32_t high_bits;
+    memcpy(&high_bits, block + 8, 4);
+    __mmask16 high = (__mmask16)(high_bits >> (16 * half));
+    return _mm512_mask_add_epi32(u, high, u, _mm512_set1_epi32(4));
+}
+
+// (u - z) * s for 16 columns: the same value as the scalar (float)(u - z) * s, since u - z is a
+// small integer that converts exactly either way.
+ALWAYS_INLINE __m512 dequant16(const int bits, const uint8_t *line, int j, __m512 zero,
+                               __m512 scale) {
+    __m512 u = _mm512_cvtepi32_ps(row_codes16(bits, line, j));
+    return _mm512_mul_ps(_mm512_sub_ps(u, zero), scale);
+}
+
+// Adds the tail columns k16 .. cols - 1 of row n to sum in increasing order, as the scalar path.
+static float a16_tail(const KQuantMatrix *w, int n, const float *x, int k16, float sum) {
+    for (int k = k16; k < w->cols; k++) {
+        int g = k / w->group < w->n_groups ? k / w->group : w->n_groups - 1;
+        float value = (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
+        sum = fmaf(x[k], value, sum);
+    }
+    return sum;
+}
+
+// Dequantization of one group of a row. For 4- and 3-bit codes, `table` holds (u - z) * s for every
+// code u, and vpermps looks values up in it (the same values as computing them per weight). For
+// 8-bit codes, the kernels compute them from `zero` and `scale`.
+typedef struct {
+    __m512 table, zero, scale;
+} GroupDequant;
+
+ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, int n, int g) {
+    // KQ_ROWS scales and zero points are [rows][n_groups] (kq_scale and kq_zero, inlined).
+    size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
+    float scale = w->fp16_scales ? _cvtsh_ss(((const uint16_t *)w->scales)[index])
+                                 : ((const float *)w->scales)[index];
+    int zero = w->zeros ? w->zeros[index] : w->zero_point;
+    GroupDequant d;
+    d.zero = _mm512_set1_ps((float)zero);
+    d.scale = _mm512_set1_ps(scale);
+    const __m512 codes = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    d.table = _mm512_mul_ps(_mm512_sub_ps(codes, d.zero), d.scale);
+    return d;
+}
+
+// The 32 dequantized values of block b of a row (columns 32b .. 32b + 31) as two vectors.
+ALWAYS_INLINE void dequant32(const int bits, const uint8_t *line, int b, GroupDequant d,
+                             __m512 *lo, __m512 *hi) {
+    if (bits == 8) {
+        *lo = dequant16(bits, line, 2 * b, d.zero, d.scale);
+        *hi = dequant16(bits, line, 2 * b + 1, d.zero, d.scale);
+    } else if (bits == 4) {
+        // vpermps reads only the low 4 bits of each index, so the low nibble needs no mask.
+        __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)b * 16)));
+        *lo = _mm512_permutexvar_ps(bytes, d.table);
+        *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), d.table);
+    } else {
+        *lo = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b), d.table);
+        *hi = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b + 1), d.table);
+    }
+}
+
+// The 16 dequantized values of step j (columns 16j .. 16j + 15), for a last half block.
+ALWAYS_INLINE __m512 dequant16_group(const int bits, const uint8_t *line, int j, GroupDequant d) {
+    if (bits == 8) {
+        return dequant16(bits, line, j, d.zero, d.scale);
+    }
+    return _mm512_permutexvar_ps(row_codes16(bits, line, j), d.table);
+}
+
+// nr (up to 8) consecutive rows from n0, sharing the loads of x. Each lane adds its columns in
+// increasing order, one 16-column step after another, as the 16-lane order requires.
+ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const int nr,
+                            const float *x, float *y) {
+    int k16 = w->cols - w->cols % 16;
+    __m512 lane[8];
+    const uint8_t *line[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        lane[r] = _mm512_setzero_ps();
+        line[r] = w->codes + (size_t)(n0 + r) * w->stride;
+    }
+    for (int g = 0; g < w->n_groups; g++) {
+        // Groups start at multiples of 32 columns, so j_begin is even.
+        int j_begin = g * w->group / 16;
+        int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
+        GroupDequant d[8];
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            d[r] = group_dequant(w, n0 + r, g);
+        }
+        int j = j_begin;
+        for (; j + 2 <= j_end; j += 2) {
+            __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
+            __m512 x1 = _mm512_loadu_ps(x + (size_t)j * 16 + 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++) {
+                __m512 w0, w1;
+                // One prefetch per cache line: 64 bytes hold 4 blocks of 4-bit codes, 2 of 8-bit.
+                if (bits == 3 || (j / 2) % (16 / bits) == 0) {
+                    _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + A16_PREFETCH_BYTES,
+                                 _MM_HINT_T0);
+                }
+                dequant32(bits, line[r], j / 2, d[r], &w0, &w1);
+                lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
+                lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
+            }
+        }
+        if (j < j_end) {
+            __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++) {
+                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(bits, line[r], j, d[r]), lane[r]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        y[n0 + r] = a16_tail(w, n0 + r, x, k16, reduce_16lane(lane[r]));
+    }
+}
+
+ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, int row0, int row1,
+                             const float *x, float *y) {
+    int n = row0;
+    for (; n + 8 <= row1; n += 8) {
+        a16_rows(w, bits, n, 8, x, y);
+    }
+    for (; n < row1; n++) {
+        a16_rows(w, bits, n, 1, x, y);
+    }
+}
+
+void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+    // One instance per container size, so that its branches fold away.
+    if (w->bits == 8) {
+        a16_range(w, 8, row0, row1, x, y);
+    } else if (w->bits == 4) {
+        a16_range(w, 4, row0, row1, x, y);
+    } else {
+        a16_range(w, 3, row0, row1, x, y);
+    }
+}
+
+void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *out) {
+    int k16 = w->cols - w->cols % 16;
+    for (int n = row0; n < row1; n++) {
+        const uint8_t *line = w->codes + (size_t)n * w->stride;
+        float *dst = out + (size_t)(n - row0) * w->cols;
+        for (int g = 0; g < w->n_groups; g++) {
+            int j_begin = g * w->group / 16;
+            int j_end = (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
+            __m512 zero = _mm512_set1_ps((float)kq_zero(w, n, g));
+            __m512 scale = _mm512_set1_ps(kq_scale(w, n, g));
+            for (int j = j_begin; j < j_end; j++) {
+                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w->bits, line, j, zero, scale));
+            }
+        }
+        for (int k = k16; k < w->cols; k++) {
+            int g = k / w->group < w->n_groups ? k / w->group : w->n_groups - 1;
+            dst[k] = (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
+        }
+    }
+}
+
+#endif // __x86_64__
+
+#if defined(__x86_64__)
+// Twelve independent accumulators cover the latency of vpdpbusd and vfmadd on current cores.
+double peak_int8_avx512(long iterations, int32_t *sink) {
+    __m512i acc[12];
+    for (int j = 0; j < 12; j++) {
+        acc[j] = _mm512_setzero_si512();
+    }
+    volatile int source = 0x01020304;
+    __m512i u = _mm512_set1_epi32(source), q = _mm512_set1_epi32(source + 1);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) {
+            acc[j] = _mm512_dpbusd_epi32(acc[j], u, q);
+        }
+    }
+    for (int j = 1; j < 12; j++) {
+        acc[0] = _mm512_add_epi32(acc[0], acc[j]);
+    }
+    *sink = _mm512_reduce_add_epi32(acc[0]);
+    return (double)iterations * 12 * 64 * 2;
+}
+
+double peak_fp32_avx512(long iterations, float *sink) {
+    __m512 acc[12];
+    for (int j = 0; j < 12; j++) {
+        acc[j] = _mm512_setzero_ps();
+    }
+    volatile float source = 1e-7f;
+    __m512 a = _mm512_set1_ps(source);
+    for (long i = 0; i < iterations; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) {
+            acc[j] = _mm512_fmadd_ps(a, a, acc[j]);
+        }
+    }
+    for (int j = 1; j < 12; j++) {
+        acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    }
+    *sink = _mm512_reduce_add_ps(acc[0]);
+    return (double)iterations * 12 * 16 * 2;
+}
 #endif // __x86_64__

@@ -7,9 +7,11 @@
 #include <string.h>
 
 const char QUANT_SPEC_FORMS[] =
-    "fp32 | rtn:w<bits>g<group> | rtn:w<bits>c, with bits 2..8, group 1..65536 input columns "
-    "(or c for one group per output row), optional suffix -asym for a zero point "
-    "(examples: fp32, rtn:w8g128, rtn:w4g32, rtn:w4c, rtn:w3g128-asym)";
+    "fp32 | rtn:w<bits>g<group>[a8][-asym][-f16][-fake] | rtn:w<bits>c[a8][-asym][-f16][-fake], "
+    "with bits 2..8, group 1..65536 input columns (or c for one group per output row); a8 "
+    "quantizes activations to int8 per token, -asym adds a zero point, -f16 stores fp16 scales, "
+    "-fake simulates the quantization in fp32 "
+    "(examples: fp32, rtn:w8g128, rtn:w4g32, rtn:w4c, rtn:w3g128-asym, rtn:w4g128a8)";
 
 static int fail(char *error, size_t error_size, const char *text, const char *problem) {
     snprintf(error, error_size, "invalid quantization spec '%s': %s. Accepted forms: %s", text,
@@ -78,19 +80,38 @@ int quant_spec_parse(const char *text, QuantSpec *out, char *error, size_t error
                     "after w<bits> give g<group> (e.g. g128) or c (per output channel)");
     }
 
+    if (strncmp(p, "a8", 2) == 0) {
+        out->act_bits = 8;
+        p += 2;
+    }
+    // Suffixes, each at most once and in this order.
     out->symmetric = true;
-    if (strcmp(p, "-asym") == 0) {
+    if (strncmp(p, "-asym", 5) == 0) {
         out->symmetric = false;
-    } else if (*p != '\0') {
-        return fail(error, error_size, text, "unexpected text after the group");
+        p += 5;
+    }
+    if (strncmp(p, "-f16", 4) == 0) {
+        out->fp16_scales = true;
+        p += 4;
+    }
+    if (strncmp(p, "-fake", 5) == 0) {
+        out->fake_quant = true;
+        p += 5;
+    }
+    if (*p != '\0') {
+        return fail(error, error_size, text,
+                    "unexpected text after the group; suffixes are a8, -asym, -f16, -fake in "
+                    "this order");
     }
 
+    char layout[16];
     if (out->group_size > 0) {
-        snprintf(out->text, sizeof out->text, "rtn:w%dg%d%s", out->weight_bits, out->group_size,
-                 out->symmetric ? "" : "-asym");
+        snprintf(layout, sizeof layout, "g%d", out->group_size);
     } else {
-        snprintf(out->text, sizeof out->text, "rtn:w%dc%s", out->weight_bits,
-                 out->symmetric ? "" : "-asym");
+        snprintf(layout, sizeof layout, "c");
     }
+    snprintf(out->text, sizeof out->text, "rtn:w%d%s%s%s%s%s", out->weight_bits, layout,
+             out->act_bits == 8 ? "a8" : "", out->symmetric ? "" : "-asym",
+             out->fp16_scales ? "-f16" : "", out->fake_quant ? "-fake" : "");
     return 0;
 }

@@ -152,3 +152,49 @@ TEST(arch_llama3_tiny_matches_llamacpp) {
     check_file("reference/tiny-models/llama3-tiny/llama3-tiny.gguf",
                "reference/tiny-models/llama3-tiny/f32", 1e-4);
 }
+
+// qwen2: q/k/v biases, neox RoPE, tied output.
+TEST(arch_qwen2_tiny_matches_llamacpp) {
+    check_file("reference/tiny-models/qwen2-tiny/qwen2-tiny.gguf",
+               "reference/tiny-models/qwen2-tiny/f32", 1e-4);
+}
+
+// phi3: fused qkv and gate/up, neox RoPE, sliding window of 48 on every layer.
+TEST(arch_phi3_tiny_matches_llamacpp) {
+    check_file("reference/tiny-models/phi3-tiny/phi3-tiny.gguf",
+               "reference/tiny-models/phi3-tiny/f32", 1e-4);
+}
+
+// gemma2 and gpt2 use GELU. llama.cpp's CPU backend rounds GELU through an fp16 table, so the
+// exact-GELU build of the same llama.cpp is the 1e-4 reference; the default build is within 1e-2.
+TEST(arch_gemma2_tiny_matches_llamacpp) {
+    check_file("reference/tiny-models/gemma2-tiny/gemma2-tiny.gguf",
+               "reference/tiny-models/gemma2-tiny/f32-exactgelu", 1e-4);
+    check_file("reference/tiny-models/gemma2-tiny/gemma2-tiny.gguf",
+               "reference/tiny-models/gemma2-tiny/f32", 1e-2);
+}
+
+TEST(arch_gpt2_tiny_matches_llamacpp) {
+    check_file("reference/tiny-models/gpt2-tiny/gpt2-tiny.gguf",
+               "reference/tiny-models/gpt2-tiny/f32-exactgelu", 1e-4);
+    check_file("reference/tiny-models/gpt2-tiny/gpt2-tiny.gguf",
+               "reference/tiny-models/gpt2-tiny/f32", 1e-2);
+}
+
+// llama.cpp's quantized files, dequantized to fp32 on use: they must give what llama.cpp computes
+// on the same files with every tensor dequantized to F32.
+TEST(gguf_q8_0_q4_0_match_dequantized_reference) {
+    check_file("reference/tiny-models/qwen2-tiny/qwen2-tiny-Q8_0.gguf",
+               "reference/tiny-models/qwen2-tiny/q8_0-dequant-f32", 1e-4);
+    check_file("reference/tiny-models/qwen2-tiny/qwen2-tiny-Q4_0.gguf",
+               "reference/tiny-models/qwen2-tiny/q4_0-dequant-f32", 1e-4);
+}
+
+TEST(gguf_k_quants_match_dequantized_reference) {
+    check_file("reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny.gguf",
+               "reference/tiny-models/qwen2-kquant-tiny/f32", 1e-4);
+    check_file("reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny-Q4_K_M.gguf",
+               "reference/tiny-models/qwen2-kquant-tiny/q4_k_m-dequant-f32", 1e-4);
+    check_file("reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny-Q6_K.gguf",
+               "reference/tiny-models/qwen2-kquant-tiny/q6_k-dequant-f32", 1e-4);
+}

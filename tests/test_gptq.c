@@ -532,18 +532,20 @@ static Model *random_qwen05b_shape(int n_layer) {
     c->rope_freq_base = 1000000.0f;
     c->norm_eps = 1e-6f;
     c->tied_output = true;
+    model_config_set_llama_rules(c);
 
     unsigned seed = 1234;
     m->layers = xcalloc((size_t)n_layer, sizeof(Layer));
-    m->owned_floats = xmalloc((size_t)c->n_embd * (1 + 2 * (size_t)n_layer) * sizeof(float));
+    float *norms = xmalloc((size_t)c->n_embd * (1 + 2 * (size_t)n_layer) * sizeof(float));
     for (size_t i = 0; i < (size_t)c->n_embd * (1 + 2 * (size_t)n_layer); i++) {
-        m->owned_floats[i] = 1.0f + 0.1f * qtest_uniform(&seed);
+        norms[i] = 1.0f + 0.1f * qtest_uniform(&seed);
     }
-    m->output_norm = m->owned_floats;
+    model_own_vector(m, norms);
+    m->output_norm = norms;
     int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     for (int l = 0; l < n_layer; l++) {
         Layer *L = &m->layers[l];
-        L->attn_norm = m->owned_floats + (size_t)c->n_embd * (1 + 2 * l);
+        L->attn_norm = norms + (size_t)c->n_embd * (1 + 2 * l);
         L->ffn_norm = L->attn_norm + c->n_embd;
         struct {
             Weight *w;

@@ -1,0 +1,163 @@
+// test_bench.c: `qbias bench` argument handling and output (correctness only: timings vary with
+// the machine and its load, so no test checks a speed).
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../engine/bench.h"
+#include "../engine/forward.h"
+#include "../engine/util.h"
+#include "test.h"
+
+// Runs bench_main with the arguments, stdout going to a file; returns the exit status and the
+// output in *out (caller frees).
+static int run_bench(const char *const *args, int n_args, char **out) {
+    char *argv[32];
+    argv[0] = "bench";
+    for (int i = 0; i < n_args; i++) {
+        argv[i + 1] = (char *)args[i];
+    }
+    char *path = path_join(test_tmp_dir(), "bench.out");
+    fflush(stdout);
+    int saved = dup(1);
+    REQUIRE(freopen(path, "w", stdout) != NULL);
+    int rc = bench_main(n_args + 1, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(path, out, &len));
+    free(path);
+    return rc;
+}
+
+static const char *const quick[] = {"--threads", "1", "--seconds", "0.01", "--shapes", "40x172,16x64",
+                                    "--models",  "tiny", "--prefill", "20", "--decode", "3",
+                                    "--gemm-rows", "5"};
+
+TEST(bench_json_lists_every_format) {
+    const char *args[ARRAY_LEN(quick) + 3];
+    memcpy(args, quick, sizeof quick);
+    args[ARRAY_LEN(quick)] = "--json";
+    args[ARRAY_LEN(quick) + 1] = "--kernels";
+    args[ARRAY_LEN(quick) + 2] = "scalar";
+    char *out = NULL;
+    REQUIRE(run_bench(args, (int)ARRAY_LEN(args), &out) == 0);
+    cJSON *root = cJSON_Parse(out);
+    REQUIRE_MSG(root != NULL, "bench --json printed invalid JSON: %.200s", out);
+
+    const cJSON *machine = cJSON_GetObjectItem(root, "machine");
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(machine, "kernels")), "scalar");
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(machine, "read_bandwidth_gb_s")) > 0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(machine, "peak_int8_gops")) > 0);
+    CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(machine, "peak_fp32_gflops")) > 0);
+
+    // Two shapes and two models' worth of rows, one per format.
+    const cJSON *kernels = cJSON_GetObjectItem(root, "kernels");
+    CHECK_EQ_INT(cJSON_GetArraySize(kernels), 2 * 6);
+    const cJSON *item;
+    cJSON_ArrayForEach(item, kernels) {
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemv_gb_s")) > 0);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemm_gops")) > 0);
+    }
+    const cJSON *first = cJSON_GetArrayItem(kernels, 0);
+    CHECK_EQ_INT(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "rows")), 40);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(first, "format")), "f32");
+    CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(first, "bits_per_weight")), 32, 1e-9);
+    // w4a8 with fp16 scales, G = 128: 172 columns pad to 192 and 40 rows to 48 (tiles of 16).
+    const cJSON *w4a8 = cJSON_GetArrayItem(kernels, 2);
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(w4a8, "format")), "w4a8");
+    CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(w4a8, "bits_per_weight")),
+               (48.0 * 192 / 2 + 48 * 2 * 2) * 8 / (40.0 * 172), 1e-9);
+
+    const cJSON *models = cJSON_GetObjectItem(root, "models");
+    CHECK_EQ_INT(cJSON_GetArraySize(models), 6);
+    cJSON_ArrayForEach(item, models) {
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "model")), "tiny");
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "head")), "f32");
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "prefill_tok_s")) > 0);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "decode_tok_s")) > 0);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "roofline_tok_s")) > 0);
+    }
+    cJSON_Delete(root);
+    free(out);
+}
+
+TEST(bench_table_with_quantized_head) {
+    const char *args[ARRAY_LEN(quick) + 3];
+    memcpy(args, quick, sizeof quick);
+    args[5] = "none";
+    args[ARRAY_LEN(quick)] = "--quantize-head";
+    args[ARRAY_LEN(quick) + 1] = "--formats";
+    args[ARRAY_LEN(quick) + 2] = "w4a8,w3a16";
+    char *out = NULL;
+    REQUIRE(run_bench(args, (int)ARRAY_LEN(args), &out) == 0);
+    CHECK(strstr(out, "read bandwidth") != NULL);
+    CHECK(strstr(out, "output head in the measured format") != NULL);
+    CHECK(strstr(out, "tiny           w4a8") != NULL);
+    CHECK(strstr(out, "tiny           w3a16") != NULL);
+    CHECK(strstr(out, "w8a8") == NULL);
+    free(out);
+}
+
+TEST(bench_rejects_invalid_arguments) {
+    static const char *const cases[][2] = {
+        {"--formats", "w5a8"}, {"--models", "gpt-5"},  {"--shapes", "12x"}, {"--group", "48"},
+        {"--threads", "0"},    {"--seconds", "-1"},    {"--kernels", "sse9"}, {"--bogus", "1"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *out = NULL;
+        CHECK_MSG(run_bench(cases[i], 2, &out) == 2, "%s %s was accepted", cases[i][0],
+                  cases[i][1]);
+        free(out);
+    }
+}
+
+// The written model loads as a llama model of the requested shape with the copied tokenizer, and
+// a packed variant of it runs.
+TEST(bench_writes_loadable_gguf) {
+    char *path = path_join(test_tmp_dir(), "tiny.gguf");
+    const char *args[] = {"--threads", "1", "--seconds", "0.01", "--shapes", "none",
+                          "--models", "tiny", "--formats", "w4a8", "--prefill", "4",
+                          "--decode", "2", "--write-gguf", path, "--tokenizer-from",
+                          test_shared_path("models/stories260K/stories260K.gguf")};
+    char *out = NULL;
+    REQUIRE(run_bench(args, (int)ARRAY_LEN(args), &out) == 0);
+    free(out);
+
+    Model *m = model_load(path);
+    REQUIRE_MSG(m != NULL, "%s", err_msg());
+    CHECK_EQ_INT(m->config.n_embd, 64);
+    CHECK_EQ_INT(m->config.n_layer, 2);
+    CHECK_EQ_INT(m->config.n_head, 4);
+    CHECK_EQ_INT(m->config.n_head_kv, 2);
+    CHECK_EQ_INT(m->config.head_dim, 16);
+    CHECK_EQ_INT(m->config.n_ff, 172);
+    CHECK_EQ_INT(m->config.n_vocab, 512);
+    CHECK(m->config.tied_output);
+    CHECK_EQ_INT(m->layers[1].ffn_down.type, GGML_TYPE_F16);
+
+    QuantSpec spec;
+    char error[256];
+    REQUIRE(quant_spec_parse("rtn:w4g32a8", &spec, error, sizeof error) == 0);
+    Model *v = model_make_variant(m, &spec);
+    REQUIRE_MSG(v != NULL, "%s", err_msg());
+    int tokens[3] = {1, 2, 3}, pos[3] = {0, 1, 2}, seq[3] = {0, 0, 0};
+    Batch batch = {.n_tokens = 3, .tokens = tokens, .pos = pos, .seq = seq};
+    KVCache *kv = kv_cache_new(&v->config, 1, 3);
+    float hidden[3 * 64], logits[512];
+    REQUIRE_OK(model_forward(v, kv, &batch, hidden));
+    model_logits(v, hidden + 2 * 64, 1, logits);
+    for (int i = 0; i < 512; i++) {
+        CHECK(isfinite(logits[i]));
+    }
+    kv_cache_free(kv);
+    model_free(v);
+    model_free(m);
+
+    const char *missing[] = {"--models", "tiny", "--write-gguf", path};
+    CHECK(run_bench(missing, (int)ARRAY_LEN(missing), &out) == 2);
+    free(out);
+    free(path);
+}
