@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "../quant/kvquant.h"
-#include "../quant/smoothquant.h"
 #include "quantize.h"
 #include "util.h"
 
@@ -281,9 +280,6 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
     int half = c->rope_dim / 2;
 
     norm_rows(c, h, x, layer->attn_norm, layer->attn_norm_b, n, c->n_embd);
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
-    }
     linear_forward(&layer->attn_q, h, n, q);
     linear_forward(&layer->attn_k, h, n, k);
     linear_forward(&layer->attn_v, h, n, v);
@@ -311,9 +307,6 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
         attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
                scores);
     }
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(attn, n, q_dim, rq->act_bits);
-    }
     linear_forward(&layer->attn_output, attn, n, h);
     add_bias(h, layer->bo, n, c->n_embd);
     if (layer->post_attn_norm) {
@@ -325,16 +318,13 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
 }
 
 // The feed-forward half of a block: x [n, n_embd] += FFN output.
-static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, float *x, float *h,
-                      float *gate, float *up) {
+static void ffn_block(const Model *m, int n, int l, float *x, float *h, float *gate,
+                      float *up) {
     const ModelConfig *c = &m->config;
     const Layer *layer = &m->layers[l];
     size_t hidden = (size_t)n * (size_t)c->n_ff;
 
     norm_rows(c, h, x, layer->ffn_norm, layer->ffn_norm_b, n, c->n_embd);
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
-    }
     if (c->ffn == FFN_GELU) {
         linear_forward(&layer->ffn_up, h, n, gate);
         add_bias(gate, layer->b_up, n, c->n_ff);
@@ -348,9 +338,6 @@ static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, floa
             float a = c->ffn == FFN_SILU_GLU ? silu(gate[i]) : gelu_tanh(gate[i]);
             gate[i] = a * up[i];
         }
-    }
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(gate, n, c->n_ff, rq->act_bits);
     }
     linear_forward(&layer->ffn_down, gate, n, h);
     add_bias(h, layer->b_down, n, c->n_embd);
@@ -419,7 +406,7 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     }
     for (int l = 0; l < c->n_layer; l++) {
         attention_block(m, kv, b, l, &rq, rope_cos, rope_sin, x, h, q, k, v, attn, scores);
-        ffn_block(m, n, l, &rq, x, h, gate, up);
+        ffn_block(m, n, l, x, h, gate, up);
     }
     norm_rows(c, hidden_out, x, m->output_norm, m->output_norm_b, n, c->n_embd);
     for (int t = 0; t < n; t++) {
@@ -530,7 +517,7 @@ void block_attention(const Model *m, const float *rope_cos, const float *rope_si
     const ModelConfig *c = &m->config;
     int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     int half = c->rope_dim / 2, group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)c->head_dim);
+    float scale = c->attn_scale;
 
     for (int t = 0; t < n; t++) {
         const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
@@ -547,7 +534,7 @@ void block_attention(const Model *m, const float *rope_cos, const float *rope_si
         const float *kh = k + (size_t)kv_head * c->head_dim;
         const float *vh = v + (size_t)kv_head * c->head_dim;
 
-        // scores = q_h k_h^T / sqrt(head_dim), then the causal softmax of each row.
+        // scores = q_h k_h^T * attn_scale, then the causal softmax of each row.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, c->head_dim, scale, qh, q_dim,
                     kh, kv_dim, 0.0f, scores, n);
         for (int i = 0; i < n; i++) {
