@@ -12,6 +12,7 @@
 #include "../quant/rtn.h"
 #include "../quant/smoothquant.h"
 #include "forward.h"
+#include "quantize.h"
 #include "util.h"
 
 // Target tokens per chunk: large enough for efficient matrix products, small enough that one
@@ -24,12 +25,15 @@
 typedef struct {
     float *q, *k, *v, *o, *gate, *up, *down; // [rows, cols] fp32
     float *attn_norm, *ffn_norm;             // [n_embd]
+    const float *bq, *bk, *bv;               // q, k, v biases (qwen2), or NULL
     float *converted[7];                     // copies owned here (weights stored as F16/BF16)
+    Weight *handles[7];                      // when quantizing: the matrices, in the order above
+    WeightGrid grids[7];                     // when quantizing: the grid each matrix is rounded to
 } BlockWeights;
 
 // Borrows (F32) or converts a matrix.
 static float *weight_as_f32(const Weight *w, float **converted) {
-    if (w->type == GGML_TYPE_F32) {
+    if (w->type == GGML_TYPE_F32 && !w->packed) {
         *converted = NULL;
         return (float *)w->data;
     }
@@ -37,7 +41,7 @@ static float *weight_as_f32(const Weight *w, float **converted) {
     return *converted;
 }
 
-// The block's weights for reading; F16/BF16 matrices are converted to temporary copies.
+// The block's weights for reading; other storage types are converted to temporary copies.
 static void block_weights_read(const Layer *layer, BlockWeights *bw) {
     memset(bw, 0, sizeof *bw);
     bw->q = weight_as_f32(&layer->attn_q, &bw->converted[0]);
@@ -49,6 +53,9 @@ static void block_weights_read(const Layer *layer, BlockWeights *bw) {
     bw->down = weight_as_f32(&layer->ffn_down, &bw->converted[6]);
     bw->attn_norm = (float *)layer->attn_norm;
     bw->ffn_norm = (float *)layer->ffn_norm;
+    bw->bq = layer->bq;
+    bw->bk = layer->bk;
+    bw->bv = layer->bv;
 }
 
 static void block_weights_release(BlockWeights *bw) {
@@ -57,20 +64,35 @@ static void block_weights_release(BlockWeights *bw) {
     }
 }
 
-// The block's weights for quantizing in place: every matrix must be an owned fp32 copy
-// (model_quantize_weights makes them), never the read-only file mapping.
-static int block_weights_writable(const Layer *layer, int index, BlockWeights *bw) {
-    const Weight *all[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
-                           &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
-    for (size_t i = 0; i < ARRAY_LEN(all); i++) {
-        if (all[i]->type != GGML_TYPE_F32 || all[i]->owned != all[i]->data) {
-            return err_set("block %d: weight '%s' is not an owned fp32 copy; quantize through "
-                           "model_quantize_weights",
-                           index, all[i]->name ? all[i]->name : "?");
-        }
+// The block's weights for quantizing in place: each matrix becomes the variant's own fp32 copy
+// (quantize_begin_weight), with an empty grid of the recipe's group size.
+static void block_weights_begin(Layer *layer, const QuantRecipe *recipe, BlockWeights *bw) {
+    memset(bw, 0, sizeof *bw);
+    Weight *all[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
+                     &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
+    float **values[] = {&bw->q, &bw->k, &bw->v, &bw->o, &bw->gate, &bw->up, &bw->down};
+    for (int i = 0; i < 7; i++) {
+        bw->handles[i] = all[i];
+        *values[i] = quantize_begin_weight(all[i]);
+        weight_grid_init(&bw->grids[i], all[i]->rows, all[i]->cols, recipe->group_size);
     }
-    block_weights_read(layer, bw);
-    return 0;
+    bw->attn_norm = (float *)layer->attn_norm;
+    bw->ffn_norm = (float *)layer->ffn_norm;
+    bw->bq = layer->bq;
+    bw->bk = layer->bk;
+    bw->bv = layer->bv;
+}
+
+// Stores the block's quantized matrices (packed, or fp32 with -fake) and frees the grids.
+static int block_weights_store(BlockWeights *bw, const QuantRecipe *recipe) {
+    int rc = 0;
+    for (int i = 0; i < 7; i++) {
+        if (rc == 0) {
+            rc = quantize_store_weight(bw->handles[i], recipe, &bw->grids[i]);
+        }
+        weight_grid_free(&bw->grids[i]);
+    }
+    return rc;
 }
 
 // ----------------------------------------------------------------------------
@@ -78,7 +100,6 @@ static int block_weights_writable(const Layer *layer, int index, BlockWeights *b
 
 typedef struct {
     const Model *m;
-    const Layer *layer;         // the block being run (for its q/k/v biases)
     const CalibrationSet *cs;
     int d, q_dim, kv_dim, n_ff;
     size_t n_tokens;
@@ -108,17 +129,6 @@ static int runner_init(Runner *r, const Model *m, const CalibrationSet *cs) {
     const ModelConfig *c = &m->config;
     if (cs->n_samples <= 0 || cs->n_tokens <= 0) {
         return err_set("the calibration set is empty");
-    }
-    // The block runner computes llama/qwen2 blocks: RMSNorm, RoPE, SwiGLU, optional q/k/v biases.
-    bool supported = (c->arch == ARCH_LLAMA || c->arch == ARCH_QWEN2) && !c->layer_norm &&
-                     c->ffn == FFN_SILU_GLU && c->sliding_window == 0 && c->attn_softcap == 0;
-    for (int l = 0; supported && l < c->n_layer; l++) {
-        supported = !m->layers[l].bo && !m->layers[l].b_down && !m->layers[l].post_attn_norm;
-    }
-    if (!supported) {
-        return err_set("calibrated quantization (GPTQ, AWQ, SmoothQuant) supports llama and qwen2 "
-                       "blocks; this %s model differs, so use RTN for it",
-                       c->arch_name);
     }
     for (int i = 0; i < cs->n_tokens; i++) {
         if (cs->tokens[i] < 0 || cs->tokens[i] >= c->n_vocab) {
@@ -199,16 +209,30 @@ static void chunk_attention(Runner *r, int c, float *q, float *k, const float *v
     }
 }
 
-// Attention output of chunk c for normalized inputs h [T, d] and the given q, k, v weights.
+static void add_bias_rows(float *y, const float *bias, int n_rows, int width) {
+    if (!bias) {
+        return;
+    }
+    for (int t = 0; t < n_rows; t++) {
+        float *row = y + (size_t)t * width;
+        for (int i = 0; i < width; i++) {
+            row[i] += bias[i];
+        }
+    }
+}
+
+// Attention output of chunk c for normalized inputs h [T, d], the given q, k, v weights and the
+// block's q, k, v biases.
 static void chunk_qkv_attention(Runner *r, int c, const float *h, const float *wq,
-                                const float *wk, const float *wv, float *att) {
+                                const float *wk, const float *wv, const BlockWeights *w,
+                                float *att) {
     int T = chunk_tokens(r, c);
     block_linear(wq, r->q_dim, r->d, h, T, r->q);
     block_linear(wk, r->kv_dim, r->d, h, T, r->k);
     block_linear(wv, r->kv_dim, r->d, h, T, r->v);
-    block_add_bias(r->q, r->layer->bq, T, r->q_dim);
-    block_add_bias(r->k, r->layer->bk, T, r->kv_dim);
-    block_add_bias(r->v, r->layer->bv, T, r->kv_dim);
+    add_bias_rows(r->q, w->bq, T, r->q_dim);
+    add_bias_rows(r->k, w->bk, T, r->kv_dim);
+    add_bias_rows(r->v, w->bv, T, r->kv_dim);
     chunk_attention(r, c, r->q, r->k, r->v, att);
 }
 
@@ -245,7 +269,7 @@ static void forward_chunk(Runner *r, const BlockWeights *w, int c, float *xc, co
     if (taps && taps->qkv_stats) {
         act_stats_add(taps->qkv_stats, r->h, T);
     }
-    chunk_qkv_attention(r, c, r->h, w->q, w->k, w->v, r->att);
+    chunk_qkv_attention(r, c, r->h, w->q, w->k, w->v, w, r->att);
     if (taps && taps->o) {
         memcpy(taps->o, r->att, (size_t)T * (size_t)r->q_dim * sizeof(float));
     }
@@ -269,7 +293,6 @@ static void forward_chunk(Runner *r, const BlockWeights *w, int c, float *xc, co
 
 // Runs block `layer` of r->m in full precision over every chunk, replacing r->x by its output.
 static void forward_block_in_place(Runner *r, int layer) {
-    r->layer = &r->m->layers[layer];
     BlockWeights w;
     block_weights_read(&r->m->layers[layer], &w);
     for (int c = 0; c < r->n_chunks; c++) {
@@ -327,12 +350,17 @@ typedef struct {
     GptqWorkspace *ws;
 } GptqRun;
 
-// Quantizes one matrix with GPTQ given the Hessian of its inputs.
-static int gptq_linear(const QuantRecipe *recipe, GptqRun *run, float *w, int rows, int cols,
+// Quantizes one matrix with GPTQ given the Hessian of its inputs, recording its grid.
+static int gptq_linear(const QuantRecipe *recipe, GptqRun *run, float *w, WeightGrid *grid,
                        const double *h, int layer, const char *name, QuantReport *report) {
     GptqParams params = gptq_params(recipe);
     GptqResult res;
-    GptqStatus status = gptq_quantize(w, rows, cols, h, &params, NULL, NULL, run->ws, &res);
+    // Dynamic groups under act-order follow the processing order, which no packed format holds;
+    // calibrate_gptq allows them with plain -fake only, which needs no grid.
+    bool grid_known = !(params.act_order && !params.static_groups);
+    GptqStatus status =
+        gptq_quantize(w, grid->rows, grid->cols, h, &params, grid_known ? grid->scales : NULL,
+                      grid_known ? grid->zeros : NULL, run->ws, &res);
     switch (status) {
     case GPTQ_OK:
         break;
@@ -369,12 +397,10 @@ static const double *finish_hessian(HessianAcc *acc) {
     return acc->sum;
 }
 
-static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *buf,
+static int gptq_block(Runner *r, Model *m, int layer, const QuantRecipe *recipe, GptqRun *buf,
                       QuantReport *report) {
     BlockWeights w;
-    if (block_weights_writable(&r->m->layers[layer], layer, &w) != 0) {
-        return -1;
-    }
+    block_weights_begin(&m->layers[layer], recipe, &w);
     int d = r->d;
     HessianAcc *acc = &buf->acc;
 
@@ -385,11 +411,11 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *
         hessian_add(acc, r->h, chunk_tokens(r, c));
     }
     const double *h = finish_hessian(acc);
-    int rc = gptq_linear(recipe, buf, w.q, r->q_dim, d, h, layer, "attn_q", report);
-    rc = rc ? rc : gptq_linear(recipe, buf, w.k, r->kv_dim, d, h, layer, "attn_k", report);
-    rc = rc ? rc : gptq_linear(recipe, buf, w.v, r->kv_dim, d, h, layer, "attn_v", report);
+    int rc = gptq_linear(recipe, buf, w.q, &w.grids[0], h, layer, "attn_q", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.k, &w.grids[1], h, layer, "attn_k", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.v, &w.grids[2], h, layer, "attn_v", report);
     if (rc != 0) {
-        return -1;
+        goto fail;
     }
 
     // 2. o on the attention output of the quantized q, k, v.
@@ -398,13 +424,13 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *
         size_t t0 = chunk_begin(r, c);
         float *att = buf->att + t0 * r->q_dim;
         block_rmsnorm(r->m, w.attn_norm, r->x + t0 * d, chunk_tokens(r, c), r->h);
-        chunk_qkv_attention(r, c, r->h, w.q, w.k, w.v, att);
+        chunk_qkv_attention(r, c, r->h, w.q, w.k, w.v, &w, att);
         hessian_add(acc, att, chunk_tokens(r, c));
     }
     h = finish_hessian(acc);
-    rc = gptq_linear(recipe, buf, w.o, d, r->q_dim, h, layer, "attn_output", report);
+    rc = gptq_linear(recipe, buf, w.o, &w.grids[3], h, layer, "attn_output", report);
     if (rc != 0) {
-        return -1;
+        goto fail;
     }
 
     // 3. gate and up on the normalized residual after the quantized attention block.
@@ -419,10 +445,10 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *
         hessian_add(acc, r->h, T);
     }
     h = finish_hessian(acc);
-    rc = gptq_linear(recipe, buf, w.gate, r->n_ff, d, h, layer, "ffn_gate", report);
-    rc = rc ? rc : gptq_linear(recipe, buf, w.up, r->n_ff, d, h, layer, "ffn_up", report);
+    rc = gptq_linear(recipe, buf, w.gate, &w.grids[4], h, layer, "ffn_gate", report);
+    rc = rc ? rc : gptq_linear(recipe, buf, w.up, &w.grids[5], h, layer, "ffn_up", report);
     if (rc != 0) {
-        return -1;
+        goto fail;
     }
 
     // 4. down on the activation of the quantized gate and up.
@@ -438,9 +464,9 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *
         }
     }
     h = finish_hessian(acc);
-    rc = gptq_linear(recipe, buf, w.down, d, r->n_ff, h, layer, "ffn_down", report);
+    rc = gptq_linear(recipe, buf, w.down, &w.grids[6], h, layer, "ffn_down", report);
     if (rc != 0) {
-        return -1;
+        goto fail;
     }
 
     // 5. The quantized block's output is the next block's input (quant_out).
@@ -457,11 +483,22 @@ static int gptq_block(Runner *r, int layer, const QuantRecipe *recipe, GptqRun *
         block_linear(w.down, d, r->n_ff, act, T, x);
         add_rows(x, buf->mid + t0 * d, (size_t)T * d);
     }
-    return 0;
+    return block_weights_store(&w, recipe);
+
+fail:
+    for (int i = 0; i < 7; i++) {
+        weight_grid_free(&w.grids[i]);
+    }
+    return -1;
 }
 
 int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *calib,
                    QuantReport *report) {
+    if (recipe->gptq.act_order && !recipe->gptq.static_groups &&
+        !(recipe->fake_quant && !recipe->fp16_scales)) {
+        return err_set("GPTQ with act-order and dynamic groups has no packed layout (its groups "
+                       "follow the processing order); use static groups or -fake storage");
+    }
     Runner r;
     if (runner_init(&r, m, calib) != 0) {
         return -1;
@@ -484,9 +521,8 @@ int calibrate_gptq(Model *m, const QuantRecipe *recipe, const CalibrationSet *ca
     buf.ws = gptq_workspace_new();
 
     for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
-        r.layer = &m->layers[l];
         double t = now_seconds();
-        rc = gptq_block(&r, l, recipe, &buf, report);
+        rc = gptq_block(&r, m, l, recipe, &buf, report);
         log_info("gptq: block %d/%d done in %.1f s", l + 1, m->config.n_layer, now_seconds() - t);
     }
     free(buf.att);
@@ -526,7 +562,7 @@ static int inspect_output(void *ctx, const float *const *weights, float *out) {
         for (int c = 0; c < r->n_chunks; c++) {
             size_t t0 = chunk_begin(r, c);
             chunk_qkv_attention(r, c, in->input + t0 * d, weights[0], weights[1], weights[2],
-                                r->att);
+                                in->w, r->att);
             block_linear(in->w->o, d, r->q_dim, r->att, chunk_tokens(r, c), out + t0 * d);
         }
         break;
@@ -625,7 +661,9 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
 
     // o: scales folded into v's output rows, possible only when v's outputs are o's inputs
     // (no grouped-query attention), as llmc's subset_transform checks.
-    if (r->kv_dim == r->q_dim) {
+    // NOTE: llmc would also divide v's bias by the scales; qbias skips the o subset when v has
+    // a bias, since the variant shares the bias vectors with the base model.
+    if (r->kv_dim == r->q_dim && !w->bv) {
         const float *o[] = {w->o};
         int o_rows[] = {d};
         s = awq_subset_scales(r, recipe, w, BLOCK_INPUT_O, f->o, r->q_dim, 1, o, o_rows);
@@ -668,19 +706,11 @@ static void awq_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w, Fea
     }
 }
 
-// Rounds the block's seven matrices to the recipe's grid.
-static void round_block(Runner *r, const QuantRecipe *recipe, BlockWeights *w,
-                        QuantReport *report) {
-    int d = r->d;
-    struct {
-        float *w;
-        int rows, cols;
-    } all[] = {{w->q, r->q_dim, d},    {w->k, r->kv_dim, d},  {w->v, r->kv_dim, d},
-               {w->o, d, r->q_dim},    {w->gate, r->n_ff, d}, {w->up, r->n_ff, d},
-               {w->down, d, r->n_ff}};
-    for (size_t i = 0; i < ARRAY_LEN(all); i++) {
-        rtn_fake_quantize(all[i].w, all[i].w, all[i].rows, all[i].cols, recipe->weight_bits,
-                          recipe->group_size, recipe->symmetric);
+// Rounds the block's seven matrices to the recipe's grid, recording the grids.
+static void round_block(const QuantRecipe *recipe, BlockWeights *w, QuantReport *report) {
+    float *all[] = {w->q, w->k, w->v, w->o, w->gate, w->up, w->down};
+    for (int i = 0; i < 7; i++) {
+        quantize_round_rtn(all[i], recipe, &w->grids[i]);
         report->n_linears++;
     }
 }
@@ -699,19 +729,16 @@ int calibrate_awq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cal
     int rc = f.down ? 0 : -1;
 
     for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
-        r.layer = &m->layers[l];
         double t = now_seconds();
         BlockWeights w;
-        rc = block_weights_writable(&m->layers[l], l, &w);
-        if (rc != 0) {
-            break;
-        }
+        block_weights_begin(&m->layers[l], recipe, &w);
         awq_block(&r, recipe, &w, &f, report);
-        round_block(&r, recipe, &w, report);
+        round_block(recipe, &w, report);
         // quant_out: the next block sees this block's quantized output.
         for (int c = 0; c < r.n_chunks; c++) {
             forward_chunk(&r, &w, c, r.x + chunk_begin(&r, c) * r.d, NULL);
         }
+        rc = block_weights_store(&w, recipe);
         log_info("awq: block %d/%d done in %.1f s", l + 1, m->config.n_layer, now_seconds() - t);
     }
     free(f.qkv);
@@ -733,14 +760,10 @@ int calibrate_sq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cali
     }
     int d = r.d, rc = 0;
     float *s = xmalloc((size_t)d * sizeof(float));
-    for (int l = 0; l < m->config.n_layer; l++) {
-        r.layer = &m->layers[l];
+    for (int l = 0; rc == 0 && l < m->config.n_layer; l++) {
         double t = now_seconds();
         BlockWeights w;
-        rc = block_weights_writable(&m->layers[l], l, &w);
-        if (rc != 0) {
-            break;
-        }
+        block_weights_begin(&m->layers[l], recipe, &w);
 
         // Full-precision pass: activation maxima, and the next block's input.
         ActStats qkv_stats, gu_stats;
@@ -770,7 +793,11 @@ int calibrate_sq(Model *m, const QuantRecipe *recipe, const CalibrationSet *cali
         act_stats_free(&qkv_stats);
         act_stats_free(&gu_stats);
 
-        round_block(&r, recipe, &w, report);
+        round_block(recipe, &w, report);
+        rc = block_weights_store(&w, recipe);
+        if (rc != 0) {
+            break;
+        }
         log_info("sq: block %d/%d done in %.1f s", l + 1, m->config.n_layer, now_seconds() - t);
     }
     free(s);
@@ -799,7 +826,6 @@ float *calib_collect_inputs(const Model *m, const CalibrationSet *calib, int lay
     int width = widths[which];
     float *out = alloc_features(&r, width, "collected inputs");
     if (out) {
-        r.layer = &m->layers[layer];
         BlockWeights w;
         block_weights_read(&m->layers[layer], &w);
         for (int c = 0; c < r.n_chunks; c++) {

@@ -22,7 +22,6 @@
 
 #include "../kernels/kernels.h"
 #include "../quant/kvquant.h"
-#include "../quant/smoothquant.h"
 #include "quantize.h"
 #include "util.h"
 
@@ -303,9 +302,6 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
     int half = c->rope_dim / 2;
 
     norm_rows(c, h, x, layer->attn_norm, layer->attn_norm_b, n, c->n_embd);
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
-    }
     linear_forward(&layer->attn_q, h, n, q);
     linear_forward(&layer->attn_k, h, n, k);
     linear_forward(&layer->attn_v, h, n, v);
@@ -329,9 +325,6 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
                (size_t)kv_dim * sizeof(float));
     }
     attend_batch(m, kv, b, l, q, attn);
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(attn, n, q_dim, rq->act_bits);
-    }
     linear_forward(&layer->attn_output, attn, n, h);
     block_add_bias(h, layer->bo, n, c->n_embd);
     if (layer->post_attn_norm) {
@@ -343,16 +336,13 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
 }
 
 // The feed-forward half of a block: x [n, n_embd] += FFN output.
-static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, float *x, float *h,
-                      float *gate, float *up) {
+static void ffn_block(const Model *m, int n, int l, float *x, float *h, float *gate,
+                      float *up) {
     const ModelConfig *c = &m->config;
     const Layer *layer = &m->layers[l];
     size_t hidden = (size_t)n * (size_t)c->n_ff;
 
     norm_rows(c, h, x, layer->ffn_norm, layer->ffn_norm_b, n, c->n_embd);
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(h, n, c->n_embd, rq->act_bits);
-    }
     if (c->ffn == FFN_GELU) {
         linear_forward(&layer->ffn_up, h, n, gate);
         block_add_bias(gate, layer->b_up, n, c->n_ff);
@@ -366,9 +356,6 @@ static void ffn_block(const Model *m, int n, int l, const RuntimeQuant *rq, floa
             float a = c->ffn == FFN_SILU_GLU ? silu(gate[i]) : gelu_tanh(gate[i]);
             gate[i] = a * up[i];
         }
-    }
-    if (rq->act_bits) {
-        sq_fake_quantize_activations(gate, n, c->n_ff, rq->act_bits);
     }
     linear_forward(&layer->ffn_down, gate, n, h);
     block_add_bias(h, layer->b_down, n, c->n_embd);
@@ -436,7 +423,7 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     }
     for (int l = 0; l < c->n_layer; l++) {
         attention_block(m, kv, b, l, &rq, rope_cos, rope_sin, x, h, q, k, v, attn);
-        ffn_block(m, n, l, &rq, x, h, gate, up);
+        ffn_block(m, n, l, x, h, gate, up);
     }
     norm_rows(c, hidden_out, x, m->output_norm, m->output_norm_b, n, c->n_embd);
     for (int t = 0; t < n; t++) {
@@ -494,21 +481,45 @@ void block_swiglu(float *gate, const float *up, size_t count) {
     }
 }
 
+// e^x for x <= 0, within about 2e-7 relative: x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in
+// two parts, as Cody and Waite), e^r by its degree-7 Taylor polynomial, 2^k through the exponent
+// bits. It has no branch, so the softmax loop below vectorizes; with libm's expf the exponentials
+// were the slowest step of the calibration attention.
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x; // e^-87 is about the smallest normal float
+    float k = rintf(x * 1.44269504f);
+    float r = x - k * 0.693145752f;
+    r = r - k * 1.42860677e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)k + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
 // Softmax of row i of scores [n, n] over columns 0..i (causal), zeroing the columns after i so
-// that the product with V can run over the full row. Sums accumulate in double, as attend().
+// that the product with V can run over the full row. The sum accumulates in double.
 static void causal_softmax_row(float *row, int i, int n) {
     float max_score = row[0];
+#pragma omp simd reduction(max : max_score)
     for (int j = 1; j <= i; j++) {
         max_score = row[j] > max_score ? row[j] : max_score;
     }
-    for (int j = 0; j <= i; j++) {
-        row[j] = expf(row[j] - max_score);
-    }
     double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
     for (int j = 0; j <= i; j++) {
+        row[j] = exp_nonpositive(row[j] - max_score);
         sum += row[j];
     }
     float inv_sum = (float)(1.0 / sum);
+#pragma omp simd
     for (int j = 0; j <= i; j++) {
         row[j] *= inv_sum;
     }
@@ -522,7 +533,7 @@ void block_attention(const Model *m, const float *rope_cos, const float *rope_si
     const ModelConfig *c = &m->config;
     int q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
     int half = c->rope_dim / 2, group = c->n_head / c->n_head_kv;
-    float scale = 1.0f / sqrtf((float)c->head_dim);
+    float scale = c->attn_scale;
 
     for (int t = 0; t < n; t++) {
         const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
@@ -539,7 +550,7 @@ void block_attention(const Model *m, const float *rope_cos, const float *rope_si
         const float *kh = k + (size_t)kv_head * c->head_dim;
         const float *vh = v + (size_t)kv_head * c->head_dim;
 
-        // scores = q_h k_h^T / sqrt(head_dim), then the causal softmax of each row.
+        // scores = q_h k_h^T * attn_scale, then the causal softmax of each row.
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, c->head_dim, scale, qh, q_dim,
                     kh, kv_dim, 0.0f, scores, n);
         for (int i = 0; i < n; i++) {

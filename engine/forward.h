@@ -35,9 +35,8 @@ typedef struct {
 // Runs the model over a batch, appending each token's keys and values to the cache, and writes the
 // final normalized hidden state of every token to hidden_out [n_tokens, n_embd].
 // Returns -1 with an error on an invalid token id, position or slot.
-// A variant whose recipe quantizes activations ("a8") fake-quantizes the input of every block
-// linear per token, and one that quantizes the KV cache ("+kv8", "+kv4") stores each token's keys
-// (after RoPE) and values quantized per head (model_runtime_quant in quantize.h).
+// A variant whose recipe quantizes the KV cache ("+kv8", "+kv4") stores each token's keys (after
+// RoPE) and values quantized per head (model_runtime_quant in quantize.h).
 int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out);
 
 // Computes logits [n, n_vocab] = hidden [n, n_embd] x output^T.
@@ -48,7 +47,8 @@ void linear_forward(const Weight *w, const float *x, int n, float *y);
 
 // ----------------------------------------------------------------------------
 // Pieces of one transformer block over whole sequences at positions 0..n-1 without a cache, for
-// calibration, which runs the model block by block. Matrix products use BLAS sgemm, which is
+// calibration, which runs the model block by block. They cover the llama block (RMSNorm, RoPE of
+// either layout, SwiGLU); the caller adds q/k/v biases. Matrix products use BLAS sgemm, which is
 // faster than the order-fixed kernels of model_forward; results agree with model_forward to
 // float rounding, not bit for bit.
 

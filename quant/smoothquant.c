@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "rtn.h"
 
 // Lower bound of max|W_j| and of s_j (smoothquant's smooth.py clamps both with min=1e-5).
 #define SQ_MIN_VALUE 1e-5f
@@ -29,10 +28,4 @@ void sq_smoothing_factors(const float *act_abs_max, const float *const *w, const
         s[j] = (float)fmax(value, (double)SQ_MIN_VALUE);
     }
     free(w_max);
-}
-
-void sq_fake_quantize_activations(float *x, int n_tokens, int dim, int bits) {
-    // One group per row is RTN's per-output-channel layout, here one token per row; the formula
-    // (llmc's per-token symmetric IntegerQuantizer) is the same.
-    rtn_fake_quantize(x, x, n_tokens, dim, bits, 0, true);
 }

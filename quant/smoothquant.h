@@ -7,7 +7,7 @@
 // where max|W_j| is the largest |w| in column j over all those linears (at least 1e-5), as
 // smoothquant's smooth_ln_fcs_llama_like. The caller divides the norm weight by s and multiplies
 // the weight columns by s (calib.h's migrate_* functions); then the weights are quantized per
-// output channel and the activations per token at run time. llmc, which the reference study ran,
+// output channel, and the activations per token at run time (Weight.act_bits, engine/linear.c). llmc, which the reference study ran,
 // computes max|X|^alpha / max|W|^alpha, the same factors at the study's alpha 0.5.
 #ifndef QBIAS_QUANT_SMOOTHQUANT_H
 #define QBIAS_QUANT_SMOOTHQUANT_H
@@ -16,9 +16,5 @@
 // the calibration tokens; w[i] are the n_layers weight matrices [rows[i], cols].
 void sq_smoothing_factors(const float *act_abs_max, const float *const *w, const int *rows,
                           int n_layers, int cols, double alpha, float *s);
-
-// Quantizes and dequantizes each row of x [n_tokens, dim] in place with its own symmetric scale
-// max|x_row| / (2^(bits-1) - 1): the per-token dynamic activation quantization of W8A8 kernels.
-void sq_fake_quantize_activations(float *x, int n_tokens, int dim, int bits);
 
 #endif

@@ -8,10 +8,11 @@
 #include <string.h>
 
 const char QUANT_RECIPE_FORMS[] =
-    "fp32 | rtn:w<bits>(g<group>|c)[a<abits>][-asym] | gptq:w<bits>(g<group>|c)[-asym] | "
-    "awq:w<bits>(g<group>|c) | sq:w<bits>a<abits>, each optionally followed by +kv8 or +kv4; "
-    "bits 2..8, group 1..65536 input columns (c: one group per output row), abits 4..8 "
-    "(examples: gptq:w4g128, awq:w3g128, sq:w8a8, rtn:w4g128, rtn:w8ca8, fp32+kv8)";
+    "fp32 | rtn:w<bits>(g<group>|c)[a8][-asym] | gptq:w<bits>(g<group>|c)[-asym] | "
+    "awq:w<bits>(g<group>|c) | sq:w<bits>a8, then optionally -f16 (fp16 scales) and -fake "
+    "(dequantized fp32 storage), then optionally +kv8 or +kv4; bits 2..8, group 1..65536 input "
+    "columns (c: one group per output row) (examples: gptq:w4g128, awq:w3g128-fake, sq:w8a8, "
+    "rtn:w4g128, rtn:w8ca8, fp32+kv8)";
 
 static int fail(char *error, size_t error_size, const char *text, const char *problem) {
     snprintf(error, error_size, "invalid quantization spec '%s': %s. Accepted forms: %s", text,
@@ -54,13 +55,10 @@ static void set_defaults(QuantRecipe *r) {
     r->gptq.block_size = 128;
     r->gptq.act_order = true;
     r->gptq.static_groups = true;
-    r->gptq.true_sequential = true;
-    r->gptq.quant_out = true;
     r->awq.n_grid = 20;
     r->awq.clip = true;
     r->awq.clip_grid = 20;
     r->awq.max_shrink = 0.5;
-    r->awq.quant_out = true;
     r->sq.alpha = 0.5;
     r->sq.smooth = true;
 }
@@ -116,8 +114,9 @@ static int parse_act_bits(const char *text, const char **p, QuantRecipe *r, char
                           size_t error_size) {
     (*p)++; // 'a'
     long bits = parse_number(p);
-    if (bits < 4 || bits > 8) {
-        return fail(error, error_size, text, "activation bits must be 4..8");
+    if (bits != 8) {
+        return fail(error, error_size, text,
+                    "activations are quantized to 8 bits only (a8), as the int8 kernels do");
     }
     r->act_bits = (int)bits;
     return 0;
@@ -142,8 +141,9 @@ static void format_text(QuantRecipe *r) {
     if (r->algo == QUANT_ALGO_NONE) {
         snprintf(r->text, sizeof r->text, "fp32%s", kv);
     } else {
-        snprintf(r->text, sizeof r->text, "%s:%s%s%s%s", quant_algo_name(r->algo), weights, act,
-                 r->symmetric ? "" : "-asym", kv);
+        snprintf(r->text, sizeof r->text, "%s:%s%s%s%s%s%s", quant_algo_name(r->algo), weights,
+                 act, r->symmetric ? "" : "-asym", r->fp16_scales ? "-f16" : "",
+                 r->fake_quant ? "-fake" : "", kv);
     }
 }
 
@@ -223,15 +223,27 @@ int quant_recipe_parse(const char *text, QuantRecipe *out, char *error, size_t e
         }
     }
 
-    if (strcmp(p, "-asym") == 0) {
+    if (strncmp(p, "-asym", 5) == 0) {
         if (out->algo == QUANT_ALGO_AWQ || out->algo == QUANT_ALGO_SQ) {
             // NOTE: the clipping search and the smoothing factors are implemented for symmetric
             // grids only, the configuration of the reference study.
             return fail(error, error_size, text, "awq and sq support symmetric weights only");
         }
         out->symmetric = false;
-    } else if (*p != '\0') {
-        return fail(error, error_size, text, "unexpected text after the weights part");
+        p += 5;
+    }
+    if (strncmp(p, "-f16", 4) == 0) {
+        out->fp16_scales = true;
+        p += 4;
+    }
+    if (strncmp(p, "-fake", 5) == 0) {
+        out->fake_quant = true;
+        p += 5;
+    }
+    if (*p != '\0') {
+        return fail(error, error_size, text,
+                    "unexpected text after the weights part (suffixes go in the order -asym, "
+                    "-f16, -fake, +kv<bits>)");
     }
 
     format_text(out);

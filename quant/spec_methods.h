@@ -4,21 +4,24 @@
 // Grammar (a superset of quant_spec_parse's, which parses the fp32 and plain RTN forms):
 //   recipe  := base [ "+kv" ( "8" | "4" ) ]
 //   base    := "fp32"
-//            | "rtn:"  weights [ "a" abits ] [ "-asym" ]
-//            | "gptq:" weights [ "-asym" ]
-//            | "awq:"  weights
-//            | "sq:w" bits "a" abits
+//            | "rtn:"  weights [ "a8" ] [ "-asym" ] storage
+//            | "gptq:" weights [ "-asym" ] storage
+//            | "awq:"  weights storage
+//            | "sq:w" bits "a8" storage
 //   weights := "w" bits ( "g" group | "c" )
-// with bits 2..8, group 1..65536 input columns, abits 4..8. "c" is one group per output row.
-// "a<abits>" quantizes the input of every block linear per token, dynamically and symmetrically.
-// "sq" quantizes weights per output channel, symmetrically. "+kv8"/"+kv4" stores keys and
-// values quantized per head and per token (asymmetric, with a zero point).
-// Examples: gptq:w4g128, awq:w3g128, sq:w8a8, sq:w4a8, rtn:w8ca8, fp32+kv8, gptq:w4g128+kv4.
+//   storage := [ "-f16" ] [ "-fake" ]
+// with bits 2..8 and group 1..65536 input columns; "c" is one group per output row. "a8"
+// quantizes the input of every block linear per token to int8, dynamically and symmetrically.
+// "sq" quantizes weights per output channel, symmetrically. "-f16" stores scales in fp16, and
+// "-fake" stores the weights dequantized in fp32 instead of packed (quant/format.h), as the
+// reference study simulated W3 and W4A8. "+kv8"/"+kv4" stores keys and values quantized per head
+// and per token (asymmetric).
+// Examples: gptq:w4g128, awq:w3g128, sq:w8a8, sq:w4a8-fake, rtn:w8ca8, fp32+kv8, gptq:w4g128+kv4.
 //
 // The method settings are filled with the reference study's configuration (llmc): GPTQ with
-// damping 1% of the mean Hessian diagonal, blocks of 128 columns, act-order with static groups,
-// true-sequential and quant_out; AWQ with a 20-point scale grid (llmc's trans_version v2) and the
-// weight-clipping search; SmoothQuant with migration strength alpha 0.5.
+// damping 1% of the mean Hessian diagonal, blocks of 128 columns, act-order with static groups;
+// AWQ with a 20-point scale grid (llmc's trans_version v2) and the weight-clipping search;
+// SmoothQuant with migration strength alpha 0.5.
 #ifndef QBIAS_QUANT_SPEC_METHODS_H
 #define QBIAS_QUANT_SPEC_METHODS_H
 
@@ -38,8 +41,6 @@ typedef struct {
     int block_size;       // columns per lazy batch update
     bool act_order;       // quantize columns by descending Hessian diagonal
     bool static_groups;   // group scales from the weights before any update (needed by act-order)
-    bool true_sequential; // within a block, each linear sees the outputs of those quantized before
-    bool quant_out;       // the next block is calibrated on this block's quantized outputs
 } GptqSettings;
 
 typedef struct {
@@ -47,7 +48,6 @@ typedef struct {
     bool clip;            // run the weight-clipping search after scaling
     int clip_grid;        // clipping ratios 1 - i/clip_grid ...
     double max_shrink;    // ... for i < max_shrink * clip_grid
-    bool quant_out;       // the next block is calibrated on this block's quantized outputs
 } AwqSettings;
 
 typedef struct {
@@ -60,7 +60,9 @@ typedef struct {
     int weight_bits;      // 2..8; 0 for QUANT_ALGO_NONE
     int group_size;       // input columns per group; 0 = one group per output row
     bool symmetric;       // false: asymmetric with an integer zero point per group
-    int act_bits;         // 0: activations stay fp32; else per-token dynamic symmetric bits
+    int act_bits;         // 0: activations stay fp32; 8: per-token dynamic symmetric int8
+    bool fp16_scales;     // scales stored in fp16
+    bool fake_quant;      // weights stored dequantized in fp32 instead of packed
     int kv_bits;          // 0: fp32 KV cache; 8 or 4: per-head per-token quantized
     GptqSettings gptq;
     AwqSettings awq;

@@ -435,14 +435,17 @@ TEST(awq_leaves_base_model_unchanged) {
     CHECK(memcmp(up_before, up_after, weight_nbytes(&m->layers[2].ffn_up)) == 0);
     // Every quantized row sits on a 4-bit grid of its groups: requantizing changes nothing.
     const Weight *q = &a->layers[2].ffn_up;
-    float *requant = xmalloc(weight_nbytes(q));
-    rtn_fake_quantize(q->data, requant, q->rows, q->cols, 4, 32, true);
+    REQUIRE(q->packed != NULL);
+    float *values = weight_to_f32(q);
+    float *requant = xmalloc((size_t)q->rows * q->cols * sizeof(float));
+    rtn_fake_quantize(values, requant, q->rows, q->cols, 4, 32, true);
     double max_diff = 0;
     for (size_t i = 0; i < (size_t)q->rows * q->cols; i++) {
-        max_diff = fmax(max_diff, fabs(requant[i] - ((const float *)q->data)[i]));
+        max_diff = fmax(max_diff, fabs(requant[i] - values[i]));
     }
     CHECK_MSG(max_diff <= 1e-6, "requantizing AWQ's output moved a weight by %g", max_diff);
 
+    free(values);
     free(requant);
     free(up_after);
     free(up_before);
@@ -462,7 +465,7 @@ TEST(awq_f16_model_without_gqa) {
     REQUIRE_MSG(a != NULL, "%s", err_msg());
     CHECK_EQ_INT(report.n_scale_searches, 4);
     CHECK_EQ_INT(report.n_linears, 7);
-    CHECK_EQ_INT(a->layers[0].attn_v.type, GGML_TYPE_F32);
+    CHECK(a->layers[0].attn_v.packed != NULL);
     static const int tokens[] = {1, 450, 4996, 17354, 1701, 29916};
     float *logits = qtest_logits(a, tokens, 6);
     for (size_t i = 0; i < 6 * (size_t)m->config.n_vocab; i++) {
@@ -483,13 +486,37 @@ TEST(awq_deterministic) {
     REQUIRE(a != NULL);
     REQUIRE(b != NULL);
     for (int l = 0; l < m->config.n_layer; l++) {
-        CHECK(memcmp(a->layers[l].ffn_down.data, b->layers[l].ffn_down.data,
-                     weight_nbytes(&a->layers[l].ffn_down)) == 0);
+        const Weight *wa = &a->layers[l].ffn_down, *wb = &b->layers[l].ffn_down;
+        float *va = weight_to_f32(wa), *vb = weight_to_f32(wb);
+        CHECK(memcmp(va, vb, (size_t)wa->rows * wa->cols * sizeof(float)) == 0);
+        free(va);
+        free(vb);
         CHECK(memcmp(a->layers[l].attn_norm, b->layers[l].attn_norm,
                      (size_t)m->config.n_embd * sizeof(float)) == 0);
     }
     model_free(a);
     model_free(b);
+    calib_set_free(cs);
+    model_free(m);
+}
+
+// Quantizing a variant a second time reuses its own norm copies.
+TEST(awq_quantize_variant_twice) {
+    Model *m = qtest_load_stories();
+    CalibrationSet *cs = qtest_c4_calibration(m, CALIB_SAMPLING_PACKED, 4, 64, 42);
+    QuantRecipe r = qtest_recipe("awq:w4g32");
+    Model *a = model_make_quantized(m, &r, cs, NULL);
+    REQUIRE_MSG(a != NULL, "%s", err_msg());
+    const float *norm = a->layers[3].attn_norm;
+    REQUIRE_OK(model_quantize_weights(a, &r, cs, NULL));
+    CHECK(a->layers[3].attn_norm == norm);
+    CHECK(a->layers[3].attn_norm != m->layers[3].attn_norm);
+    float *logits = qtest_logits(a, qtest_story_tokens, QTEST_N_STORY);
+    for (size_t i = 0; i < (size_t)QTEST_N_STORY * m->config.n_vocab; i++) {
+        REQUIRE(isfinite(logits[i]));
+    }
+    free(logits);
+    model_free(a);
     calib_set_free(cs);
     model_free(m);
 }

@@ -29,6 +29,10 @@ TEST(recipe_parses_canonical_forms) {
         {"awq:w4c+kv8", "awq:w4c+kv8"},
         {"sq:w8a8", "sq:w8a8"},
         {"sq:w4a8", "sq:w4a8"},
+        {"sq:w4a8-fake", "sq:w4a8-fake"},
+        {"gptq:w4g128-f16-fake", "gptq:w4g128-f16-fake"},
+        {"rtn:w8ca8-asym-f16+kv8", "rtn:w8ca8-asym-f16+kv8"},
+        {"awq:w3g128-fake", "awq:w3g128-fake"},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         QuantRecipe r;
@@ -59,6 +63,10 @@ TEST(recipe_fields_and_study_defaults) {
     CHECK(r.awq.clip);
     CHECK_NEAR(r.awq.max_shrink, 0.5, 0);
 
+    REQUIRE(quant_recipe_parse("gptq:w4g128-f16-fake", &r, error, sizeof error) == 0);
+    CHECK(r.fp16_scales);
+    CHECK(r.fake_quant);
+
     REQUIRE(quant_recipe_parse("sq:w4a8+kv4", &r, error, sizeof error) == 0);
     CHECK_EQ_INT(r.algo, QUANT_ALGO_SQ);
     CHECK_EQ_INT(r.weight_bits, 4);
@@ -74,7 +82,8 @@ TEST(recipe_rejects_invalid_forms) {
                                 "gptq:w4g0",  "gptq:w4g128a8", "awq:w4g128-asym", "sq:w8",
                                 "sq:w8g128a8", "sq:w8a3",      "sq:w8a9",       "fp32+kv2",
                                 "rtn:w4g128+kv", "fp32+kv8x",  "hqq:w4g128",    "GPTQ:w4g128",
-                                "rtn:w4g128-asymx"};
+                                "rtn:w4g128-asymx", "rtn:w4g128a4", "gptq:w4g128-fake-f16",
+                                "sq:w8a8-asym"};
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         QuantRecipe r;
         char error[1024] = "";
@@ -293,7 +302,15 @@ TEST(calib_default_c4_subset) {
 // ----------------------------------------------------------------------------
 // Block pieces against model_forward
 
-// Logits of one sequence computed with the block pieces of forward.h.
+static void add_bias(float *y, const float *bias, int n, int width) {
+    for (int t = 0; bias && t < n; t++) {
+        for (int i = 0; i < width; i++) {
+            y[(size_t)t * width + i] += bias[i];
+        }
+    }
+}
+
+// Logits of one sequence computed with the block pieces of forward.h (F32 models).
 static float *logits_from_blocks(const Model *m, const int *tokens, int n) {
     const ModelConfig *c = &m->config;
     int d = c->n_embd, q_dim = c->n_head * c->head_dim, kv_dim = c->n_head_kv * c->head_dim;
@@ -316,6 +333,9 @@ static float *logits_from_blocks(const Model *m, const int *tokens, int n) {
         block_linear(L->attn_q.data, q_dim, d, h, n, q);
         block_linear(L->attn_k.data, kv_dim, d, h, n, k);
         block_linear(L->attn_v.data, kv_dim, d, h, n, v);
+        add_bias(q, L->bq, n, q_dim);
+        add_bias(k, L->bk, n, kv_dim);
+        add_bias(v, L->bv, n, kv_dim);
         block_attention(m, cos_t, sin_t, q, k, v, n, att);
         block_linear(L->attn_output.data, d, q_dim, att, n, h);
         for (size_t i = 0; i < (size_t)n * d; i++) {
@@ -346,8 +366,8 @@ static float *logits_from_blocks(const Model *m, const int *tokens, int n) {
     return logits;
 }
 
-TEST(block_pieces_match_model_forward) {
-    Model *m = qtest_load_stories();
+static void check_block_pieces(const char *model_path) {
+    Model *m = qtest_load_model(model_path);
     int n = QTEST_N_STORY;
     float *a = logits_from_blocks(m, qtest_story_tokens, n);
     float *b = qtest_logits(m, qtest_story_tokens, n);
@@ -356,10 +376,17 @@ TEST(block_pieces_match_model_forward) {
         max_diff = fmax(max_diff, fabs(a[i] - b[i]));
     }
     // Only summation order differs (BLAS sgemm against the 16-lane kernel).
-    CHECK_MSG(max_diff < 1e-4, "block pieces differ from model_forward by %g", max_diff);
+    CHECK_MSG(max_diff < 1e-4, "%s: block pieces differ from model_forward by %g", model_path,
+              max_diff);
     free(a);
     free(b);
     model_free(m);
+}
+
+TEST(block_pieces_match_model_forward) {
+    check_block_pieces("models/stories260K/stories260K.gguf");
+    // q/k/v biases and neox RoPE.
+    check_block_pieces("reference/tiny-models/qwen2-tiny/qwen2-tiny.gguf");
 }
 
 TEST(collect_inputs_shapes_and_first_block) {
@@ -424,17 +451,16 @@ TEST(runtime_quant_from_variant_id) {
     Model *m = qtest_load_stories();
     RuntimeQuant rq;
     model_runtime_quant(m, &rq);
-    CHECK_EQ_INT(rq.act_bits, 0);
     CHECK_EQ_INT(rq.kv_bits, 0);
-    QuantRecipe r;
-    char error[1024];
-    REQUIRE(quant_recipe_parse("rtn:w8ca8+kv4", &r, error, sizeof error) == 0);
+    QuantRecipe r = qtest_recipe("rtn:w8ca8+kv4");
     Model *v = model_make_quantized(m, &r, NULL, NULL);
     REQUIRE_MSG(v != NULL, "%s", err_msg());
     CHECK_STR(v->variant, "rtn:w8ca8+kv4");
     model_runtime_quant(v, &rq);
-    CHECK_EQ_INT(rq.act_bits, 8);
     CHECK_EQ_INT(rq.kv_bits, 4);
+    // Activation quantization is set on each block matrix.
+    CHECK_EQ_INT(v->layers[2].ffn_down.act_bits, 8);
+    CHECK_EQ_INT(m->layers[2].ffn_down.act_bits, 0);
     model_free(v);
     model_free(m);
 }
@@ -451,5 +477,97 @@ TEST(calibrated_methods_need_calibration) {
     CalibrationSet *cs = calib_set_from_tokens(qtest_story_tokens, lengths, 1);
     CHECK(model_quantize_weights(m, &r, cs, NULL) == -1);
     calib_set_free(cs);
+    model_free(m);
+}
+
+static double max_logit_change(const Model *a, const Model *b) {
+    float *x = qtest_logits(a, qtest_story_tokens, QTEST_N_STORY);
+    float *y = qtest_logits(b, qtest_story_tokens, QTEST_N_STORY);
+    double max_diff = 0;
+    for (size_t k = 0; k < (size_t)QTEST_N_STORY * a->config.n_vocab; k++) {
+        REQUIRE(isfinite(y[k]));
+        max_diff = fmax(max_diff, fabs(x[k] - y[k]));
+    }
+    free(x);
+    free(y);
+    return max_diff;
+}
+
+// The calibrated methods run on qwen2 blocks (q/k/v biases, neox RoPE): 8 bits move the logits
+// far less than 4 bits.
+TEST(calibrated_methods_on_qwen2) {
+    Model *m = qtest_load_model("reference/tiny-models/qwen2-tiny/qwen2-tiny.gguf");
+    CalibrationSet *cs = qtest_c4_calibration(m, CALIB_SAMPLING_PACKED, 8, 64, 42);
+    const char *pairs[][2] = {{"gptq:w8c", "gptq:w4c"}, {"awq:w8c", "awq:w4c"},
+                              {"sq:w8a8", "sq:w4a8"}};
+    for (size_t i = 0; i < ARRAY_LEN(pairs); i++) {
+        double change[2];
+        for (int k = 0; k < 2; k++) {
+            QuantRecipe r = qtest_recipe(pairs[i][k]);
+            QuantReport report;
+            Model *v = model_make_quantized(m, &r, cs, &report);
+            REQUIRE_MSG(v != NULL, "%s: %s", pairs[i][k], err_msg());
+            CHECK_EQ_INT(report.n_linears, 7 * m->config.n_layer);
+            change[k] = max_logit_change(m, v);
+            model_free(v);
+        }
+        printf("  qwen2-tiny max |logit change|: %s %.4g, %s %.4g\n", pairs[i][0], change[0],
+               pairs[i][1], change[1]);
+        CHECK(change[0] > 0);
+        CHECK_MSG(change[0] < change[1] / 4, "%s moves the logits by %g, %s by %g", pairs[i][0],
+                  change[0], pairs[i][1], change[1]);
+    }
+    calib_set_free(cs);
+    model_free(m);
+}
+
+// Blocks the driver does not implement are rejected with the reason; RTN still works on them.
+TEST(calibrated_methods_reject_other_blocks) {
+    Model *m = qtest_load_model("reference/tiny-models/gemma2-tiny/gemma2-tiny.gguf");
+    int lengths[] = {12};
+    CalibrationSet *cs = calib_set_from_tokens(qtest_story_tokens, lengths, 1);
+    QuantRecipe r = qtest_recipe("gptq:w4c");
+    CHECK(model_make_quantized(m, &r, cs, NULL) == NULL);
+    CHECK_MSG(strstr(err_msg(), "gemma2") != NULL, "message lacks the architecture: %s",
+              err_msg());
+    QuantRecipe rtn = qtest_recipe("rtn:w4c");
+    Model *v = model_make_quantized(m, &rtn, NULL, NULL);
+    CHECK_MSG(v != NULL, "%s", err_msg());
+    model_free(v);
+    calib_set_free(cs);
+    model_free(m);
+}
+
+// RTN through quantize_store_weight packs the same codes and scales as model_make_variant.
+TEST(rtn_recipe_matches_rtn_variant) {
+    Model *m = qtest_load_stories();
+    const char *specs[] = {"rtn:w4g32", "rtn:w3g32-asym", "rtn:w8ca8", "rtn:w4c-f16",
+                           "rtn:w4g32-fake"};
+    for (size_t i = 0; i < ARRAY_LEN(specs); i++) {
+        QuantRecipe r = qtest_recipe(specs[i]);
+        QuantSpec spec;
+        char error[1024];
+        REQUIRE_MSG(quant_spec_parse(specs[i], &spec, error, sizeof error) == 0, "%s", error);
+        Model *a = model_make_quantized(m, &r, NULL, NULL);
+        Model *b = model_make_variant(m, &spec);
+        REQUIRE_MSG(a != NULL, "%s", err_msg());
+        REQUIRE_MSG(b != NULL, "%s", err_msg());
+        for (int l = 0; l < m->config.n_layer; l++) {
+            const Weight *wa = &a->layers[l].ffn_down, *wb = &b->layers[l].ffn_down;
+            CHECK_EQ_INT(wa->packed != NULL, wb->packed != NULL);
+            float *va = weight_to_f32(wa), *vb = weight_to_f32(wb);
+            CHECK_MSG(memcmp(va, vb, (size_t)wa->rows * wa->cols * sizeof(float)) == 0,
+                      "%s block %d: dequantized weights differ", specs[i], l);
+            free(va);
+            free(vb);
+        }
+        float *x = qtest_logits(a, qtest_story_tokens, QTEST_N_STORY);
+        float *y = qtest_logits(b, qtest_story_tokens, QTEST_N_STORY);
+        CHECK(memcmp(x, y, (size_t)QTEST_N_STORY * m->config.n_vocab * sizeof(float)) == 0);
+        free(x);
+        free(y);
+        model_free(a);
+        model_free(b);
+    }
     model_free(m);
 }

@@ -15,7 +15,7 @@
 #include "test.h"
 
 // ----------------------------------------------------------------------------
-// Factors and activation quantization
+// Factors
 
 TEST(sq_factors_formula) {
     // Two linears share 3 input channels; column maxima over both: 0.5, 2, 0.
@@ -38,42 +38,6 @@ TEST(sq_factors_formula) {
     CHECK_NEAR(s[1], 1e-5, 1e-12);
 }
 
-TEST(sq_activation_quantization_per_token) {
-    const int n = 6, dim = 50;
-    float x[300], q[300];
-    unsigned seed = 5;
-    for (int i = 0; i < n * dim; i++) {
-        x[i] = qtest_uniform(&seed) * (float)(1 + i / dim * 10); // each token its own range
-    }
-    memset(x + 4 * dim, 0, dim * sizeof(float)); // an all-zero token
-    memcpy(q, x, sizeof x);
-    sq_fake_quantize_activations(q, n, dim, 8);
-    for (int t = 0; t < n; t++) {
-        float amax = 0;
-        for (int j = 0; j < dim; j++) {
-            amax = fmaxf(amax, fabsf(x[t * dim + j]));
-        }
-        float step = fmaxf(amax, 1e-5f) / 127.0f;
-        for (int j = 0; j < dim; j++) {
-            float err = fabsf(q[t * dim + j] - x[t * dim + j]);
-            CHECK_MSG(err <= step / 2 * (1 + 1e-5f), "token %d col %d: error %g, step %g", t, j,
-                      err, step);
-            double code = q[t * dim + j] / step;
-            CHECK_NEAR(code, rint(code), 1e-3);
-        }
-    }
-    for (int j = 0; j < dim; j++) {
-        CHECK(q[4 * dim + j] == 0.0f);
-    }
-    // Quantizing quantized activations changes nothing.
-    float twice[300];
-    memcpy(twice, q, sizeof q);
-    sq_fake_quantize_activations(twice, n, dim, 8);
-    for (int i = 0; i < n * dim; i++) {
-        CHECK_NEAR(twice[i], q[i], 1e-6 * fabsf(q[i]));
-    }
-}
-
 // ----------------------------------------------------------------------------
 // SmoothQuant variants
 
@@ -94,36 +58,47 @@ static double max_logit_change(const Model *a, const Model *b) {
     return max_diff;
 }
 
+static bool same_weight_values(const Weight *a, const Weight *b) {
+    float *x = weight_to_f32(a), *y = weight_to_f32(b);
+    bool same = a->rows == b->rows && a->cols == b->cols &&
+                memcmp(x, y, (size_t)a->rows * a->cols * sizeof(float)) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
 // With every smoothing factor 1, SmoothQuant is plain W8A8: per-channel RTN weights and
-// per-token activations.
+// per-token activations, packed for the int8 kernels or simulated in fp32 (-fake).
 TEST(sq_unit_factors_equal_plain_w8a8) {
     Model *m = qtest_load_stories();
     CalibrationSet *cs = c4_calibration(m, 16, 128);
-    QuantRecipe sq = qtest_recipe("sq:w8a8");
-    sq.sq.smooth = false;
-    QuantRecipe plain = qtest_recipe("rtn:w8ca8");
-    Model *a = model_make_quantized(m, &sq, cs, NULL);
-    Model *b = model_make_quantized(m, &plain, NULL, NULL);
-    REQUIRE_MSG(a != NULL, "%s", err_msg());
-    REQUIRE_MSG(b != NULL, "%s", err_msg());
-    for (int l = 0; l < m->config.n_layer; l++) {
-        CHECK(memcmp(a->layers[l].attn_q.data, b->layers[l].attn_q.data,
-                     weight_nbytes(&a->layers[l].attn_q)) == 0);
-        CHECK(memcmp(a->layers[l].ffn_down.data, b->layers[l].ffn_down.data,
-                     weight_nbytes(&a->layers[l].ffn_down)) == 0);
-    }
-    CHECK(max_logit_change(a, b) == 0);
+    const char *pairs[][2] = {{"sq:w8a8", "rtn:w8ca8"}, {"sq:w8a8-fake", "rtn:w8ca8-fake"}};
+    for (size_t i = 0; i < ARRAY_LEN(pairs); i++) {
+        QuantRecipe sq = qtest_recipe(pairs[i][0]);
+        sq.sq.smooth = false;
+        QuantRecipe plain = qtest_recipe(pairs[i][1]);
+        Model *a = model_make_quantized(m, &sq, cs, NULL);
+        Model *b = model_make_quantized(m, &plain, NULL, NULL);
+        REQUIRE_MSG(a != NULL, "%s", err_msg());
+        REQUIRE_MSG(b != NULL, "%s", err_msg());
+        for (int l = 0; l < m->config.n_layer; l++) {
+            CHECK(same_weight_values(&a->layers[l].attn_q, &b->layers[l].attn_q));
+            CHECK(same_weight_values(&a->layers[l].ffn_down, &b->layers[l].ffn_down));
+        }
+        CHECK_MSG(max_logit_change(a, b) == 0, "%s without smoothing differs from %s",
+                  pairs[i][0], pairs[i][1]);
 
-    // The smoothed recipe changes the weights and the result.
-    QuantRecipe smoothed = qtest_recipe("sq:w8a8");
-    Model *c = model_make_quantized(m, &smoothed, cs, NULL);
-    REQUIRE_MSG(c != NULL, "%s", err_msg());
-    CHECK(max_logit_change(c, b) > 0);
-    CHECK(memcmp(c->layers[0].attn_norm, m->layers[0].attn_norm,
-                 (size_t)m->config.n_embd * sizeof(float)) != 0);
-    model_free(a);
-    model_free(b);
-    model_free(c);
+        // The smoothed recipe changes the weights and the result.
+        QuantRecipe smoothed = qtest_recipe(pairs[i][0]);
+        Model *c = model_make_quantized(m, &smoothed, cs, NULL);
+        REQUIRE_MSG(c != NULL, "%s", err_msg());
+        CHECK(max_logit_change(c, b) > 0);
+        CHECK(memcmp(c->layers[0].attn_norm, m->layers[0].attn_norm,
+                     (size_t)m->config.n_embd * sizeof(float)) != 0);
+        model_free(a);
+        model_free(b);
+        model_free(c);
+    }
     calib_set_free(cs);
     model_free(m);
 }
@@ -144,12 +119,12 @@ TEST(sq_w8a8_closer_than_w4a8) {
     printf("  max |logit change|: sq:w8a8 %.4g, sq:w4a8 %.4g\n", d8, d4);
     CHECK(d8 > 0);
     CHECK(d8 < d4 / 5);
-    // Weights are per output channel: one scale per row.
+    // Weights are packed per output channel for the int8-activation kernels.
     const Weight *w = &a->layers[1].ffn_gate;
-    float *requant = xmalloc(weight_nbytes(w));
-    rtn_fake_quantize(w->data, requant, w->rows, w->cols, 8, 0, true);
-    CHECK(memcmp(requant, w->data, weight_nbytes(w)) == 0);
-    free(requant);
+    REQUIRE(w->packed != NULL);
+    CHECK(w->packed->format.int8_acts);
+    CHECK_EQ_INT(w->packed->format.group, 0);
+    CHECK_EQ_INT(w->act_bits, 8);
     model_free(a);
     model_free(b);
     calib_set_free(cs);
