@@ -854,3 +854,7 @@ char *resolver_find_model(const Resolver *r, const char *model) {
     }
     return resolver_find(r, model, m->model_file);
 }
+
+const char *resolver_cache_dir(const Resolver *resolver) {
+    return resolver->cache.dir;
+}
