@@ -4,6 +4,7 @@
 
 #include "../engine/ppl.h"
 #include "../engine/util.h"
+#include "../engine/variants.h"
 #include "test.h"
 
 static Model *make(const Model *base, const char *text) {
@@ -66,5 +67,56 @@ TEST(ppl_rejects_short_text_and_bad_ctx) {
     CHECK(strstr(err_msg(), "fewer than one chunk") != NULL);
     CHECK(ppl_run(variants, 1, tokens, 10, 7, 0, NULL, NULL, r) == -1);
     CHECK(strstr(err_msg(), "even number") != NULL);
+    model_free(base);
+}
+
+// Every calibrated method keeps W8 within 1% of fp32's perplexity, and GPTQ and AWQ lose more at
+// 3 bits than at 4. The calibration is smaller than the study's (16 samples of 256 tokens of the
+// C4 subset) to keep the test short. docs/quantizers.md has the table at the study's settings.
+TEST(ppl_calibrated_methods_order_bits) {
+    Model *base = model_load(test_shared_path("models/stories260K/stories260K.gguf"));
+    REQUIRE_MSG(base != NULL, "%s", err_msg());
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(test_shared_path("data/wikitext-2-raw/wiki.test.raw"), &text, &len));
+    len = len > 60000 ? 60000 : len;
+    int *tokens = NULL, n_tokens = 0;
+    REQUIRE_OK(tokenizer_encode(base->tokenizer, text, len, true, false, &tokens, &n_tokens));
+
+    const char *recipes[] = {"fp32",       "gptq:w8g128", "gptq:w4g128", "gptq:w3g128",
+                             "awq:w8g128", "awq:w4g128",  "awq:w3g128",  "sq:w8a8"};
+    enum { N = 8 };
+    VariantOptions o;
+    variant_options_default(&o);
+    o.calib_path = test_shared_path("data/c4-validation-subset/c4_validation_2k.jsonl");
+    o.calib_samples = 16;
+    o.calib_seq_len = 256;
+    Model *variants[N];
+    for (int i = 0; i < N; i++) {
+        char error[512];
+        QuantRecipe recipe;
+        REQUIRE_MSG(quant_recipe_parse(recipes[i], &recipe, error, sizeof error) == 0, "%s", error);
+        variants[i] = variant_build(base, &recipe, &o, NULL, NULL);
+        REQUIRE_MSG(variants[i] != NULL, "%s: %s", recipes[i], err_msg());
+    }
+    PplResult r[N];
+    REQUIRE_OK(ppl_run((const Model *const *)variants, N, tokens, n_tokens, 256, 20, NULL, NULL, r));
+
+    for (int i = 1; i < N; i++) {
+        printf("  %-12s ppl %.3f (%+.2f%%)\n", recipes[i], r[i].ppl, 100 * (r[i].ppl / r[0].ppl - 1));
+    }
+    const int w8[] = {1, 4, 7};
+    for (size_t k = 0; k < ARRAY_LEN(w8); k++) {
+        CHECK_MSG(fabs(r[w8[k]].ppl / r[0].ppl - 1) < 0.01, "%s: ppl %.4f vs fp32 %.4f",
+                  recipes[w8[k]], r[w8[k]].ppl, r[0].ppl);
+    }
+    CHECK_MSG(r[3].ppl > r[2].ppl, "gptq w3 %.3f, w4 %.3f", r[3].ppl, r[2].ppl);
+    CHECK_MSG(r[6].ppl > r[5].ppl, "awq w3 %.3f, w4 %.3f", r[6].ppl, r[5].ppl);
+
+    for (int i = 0; i < N; i++) {
+        model_free(variants[i]);
+    }
+    free(tokens);
+    free(text);
     model_free(base);
 }
