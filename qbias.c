@@ -5,21 +5,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/bench.h"
+#include "engine/bert.h"
 #include "engine/chat_source.h"
 #include "engine/chat_template.h"
 #include "engine/generate.h"
 #include "engine/model.h"
+#include "engine/ppl.h"
 #include "engine/resolver.h"
+#include "engine/safetensors.h"
 #include "engine/util.h"
+#include "engine/variants.h"
 #include "kernels/kernels.h"
 #include "probes/eval.h"
 #include "probes/probe.h"
-#include "quant/spec.h"
+#include "quant/spec_methods.h"
 
 // OpenBLAS's thread-count setter (declared in its cblas.h, not in every BLAS's).
 void openblas_set_num_threads(int num_threads);
+
+// Most entries of a comma-separated list option (--quant, --probes).
+#define MAX_LIST_ITEMS 64
 
 // ----------------------------------------------------------------------------
 // Argument parsing
@@ -138,25 +146,118 @@ static int apply_threads(const char *value) {
     return 0;
 }
 
-static Model *open_model(const char *model_arg, const char *data_dir) {
+// The calibration options of the commands that build variants (eval, ppl, quantize).
+#define CALIB_OPTIONS                                                                            \
+    {"--calib", NULL, true, NULL}, {"--calib-samples", NULL, true, NULL},                        \
+        {"--calib-seqlen", NULL, true, NULL}, {"--calib-seed", NULL, true, NULL},                \
+        {"--no-cache", NULL, false, NULL}
+
+#define CALIB_USAGE                                                                              \
+    "  --calib FILE          calibration text for gptq, awq and sq (.txt, or .jsonl with a\n"      \
+    "                        \"text\" field; default: the study's C4 validation subset)\n"        \
+    "  --calib-samples N     calibration samples (default: the study's, 128 or 512 by method)\n"  \
+    "  --calib-seqlen N      tokens per sample (default: the study's, 2048 or 512 by method)\n"   \
+    "  --calib-seed N        sampling seed (default 42, the study's)\n"                            \
+    "  --no-cache            quantize again instead of loading a calibrated variant from the\n"   \
+    "                        cache ($QBIAS_CACHE_DIR, else ~/.cache/qbias, in quantized/)\n"
+
+typedef struct {
+    const char *path;
+    long long samples, seq_len, seed;
+    bool seed_set, no_cache;
+} CalibArgs;
+
+// Reads CALIB_OPTIONS. Returns 0, or -1 after printing an error.
+static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
+    memset(out, 0, sizeof *out);
+    out->path = option_value(options, n, "--calib");
+    out->no_cache = option_value(options, n, "--no-cache") != NULL;
+    const char *value;
+    if (((value = option_value(options, n, "--calib-samples")) &&
+         parse_int_option("--calib-samples", value, 1, 1 << 20, &out->samples) != 0) ||
+        ((value = option_value(options, n, "--calib-seqlen")) &&
+         parse_int_option("--calib-seqlen", value, 1, 1 << 20, &out->seq_len) != 0) ||
+        ((value = option_value(options, n, "--calib-seed")) &&
+         parse_int_option("--calib-seed", value, 0, INT64_MAX, &out->seed) != 0)) {
+        return -1;
+    }
+    out->seed_set = option_value(options, n, "--calib-seed") != NULL;
+    return 0;
+}
+
+// Fills variant options from the calibration arguments. The cache needs the model's hash, which
+// is computed only when a recipe needs calibration (hashing a large model takes seconds).
+static int calib_variant_options(const CalibArgs *args, const Resolver *resolver,
+                                 const char *model_path, const QuantRecipe *recipes,
+                                 int n_recipes, char model_hash[65], VariantOptions *o) {
+    variant_options_default(o);
+    o->calib_path = args->path;
+    o->calib_samples = (int)args->samples;
+    o->calib_seq_len = (int)args->seq_len;
+    if (args->seed_set) {
+        o->calib_seed = (uint64_t)args->seed;
+    }
+    o->resolver = resolver;
+    bool calibrated = false;
+    for (int i = 0; i < n_recipes; i++) {
+        calibrated = calibrated || recipe_needs_calibration(&recipes[i]);
+    }
+    if (calibrated && !args->no_cache && resolver_cache_dir(resolver)) {
+        if (sha256_path(model_path, model_hash) != 0) {
+            return -1;
+        }
+        o->cache_dir = resolver_cache_dir(resolver);
+        o->model_hash = model_hash;
+    }
+    return 0;
+}
+
+// Parses comma-separated recipes. Returns the count, or -1 with an error.
+static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
+    const char *items[MAX_LIST_ITEMS];
+    int n = split_list(list, items, max < MAX_LIST_ITEMS ? max : MAX_LIST_ITEMS);
+    if (n == 0) {
+        return err_set("--quant is empty; give a recipe such as fp32 or gptq:w4g128");
+    }
+    for (int i = 0; i < n; i++) {
+        char error[1024];
+        if (quant_recipe_parse(items[i], &recipes[i], error, sizeof error) != 0) {
+            return err_set("%s", error);
+        }
+    }
+    return n;
+}
+
+// Opens --model: a GGUF file, a Hugging Face folder or a bundled model name. When `path_out` is
+// not NULL it receives the resolved path (free it). Prints the error and returns NULL on failure.
+static Model *open_model_path(const char *model_arg, const char *data_dir, char **path_out) {
     if (!model_arg) {
-        fprintf(stderr, "error: --model is required (a GGUF file, or a bundled model name such as "
-                        "stories260K)\n");
+        fprintf(stderr, "error: --model is required (a GGUF file, a Hugging Face folder, or a "
+                        "bundled model name such as stories260K)\n");
         return NULL;
     }
     Resolver *resolver = resolver_new(data_dir);
-    char *path = resolver_find_model(resolver, model_arg);
+    char *path = dir_exists(model_arg) ? xstrdup(model_arg)
+                                       : resolver_find_model(resolver, model_arg);
     resolver_free(resolver);
     if (!path) {
         fprintf(stderr, "error: %s\n", err_msg());
         return NULL;
     }
-    Model *m = model_load(path);
-    free(path);
+    Model *m = model_open(path);
     if (!m) {
         fprintf(stderr, "error: %s\n", err_msg());
     }
+    if (m && path_out) {
+        *path_out = path;
+    } else {
+        free(path);
+    }
     return m;
+}
+
+static Model *open_model(const char *model_arg, const char *data_dir) {
+    return open_model_path(model_arg, data_dir, NULL);
 }
 
 // Loads only the tokenizer of a model: a GGUF file (vocabulary-only files included) or a Hugging
@@ -191,7 +292,10 @@ static void print_model_info(const Model *m) {
     const ModelConfig *c = &m->config;
     printf("file: %s\n", m->path);
     printf("architecture: %s\n", c->arch_name);
-    printf("weights as stored: %s\n", ggml_type_name(m->layers[0].attn_q.type));
+    printf("format: %s\n", m->file ? "GGUF" : "Hugging Face folder (safetensors)");
+    printf("weights as stored: %s (attn_q), %s (ffn_down), %s (token_embd)\n",
+           ggml_type_name(m->layers[0].attn_q.type), ggml_type_name(m->layers[0].ffn_down.type),
+           ggml_type_name(m->token_embd.type));
     printf("vocabulary: %d\n", c->n_vocab);
     printf("embedding width (n_embd): %d\n", c->n_embd);
     printf("layers: %d\n", c->n_layer);
@@ -202,9 +306,23 @@ static void print_model_info(const Model *m) {
     printf("RoPE: base %g%s, %d rotated dimensions%s%s\n", c->rope_freq_base,
            c->rope_freq_base_default ? " (key absent, llama.cpp default)" : "", c->rope_dim,
            c->rope_dim_default ? " (key absent, default = head size)" : "",
-           m->rope_freq_factors ? ", frequency factors from rope_freqs.weight" : "");
+           m->rope_freq_factors ? ", Llama 3.1 frequency factors" : "");
     printf("RMSNorm epsilon: %g\n", c->norm_eps);
-    printf("output head: %s\n", c->tied_output ? "tied to token_embd.weight" : "output.weight");
+    printf("output head: %s\n", c->tied_output ? "tied to the token embeddings" : "separate matrix");
+    if (c->rope_type != ROPE_NONE) {
+        printf("RoPE pairs: %s\n", c->rope_type == ROPE_NORMAL ? "adjacent (GGUF llama layout)"
+                                                                : "halves (neox / rotate_half)");
+    }
+    if (c->sliding_window) {
+        printf("sliding window: %d%s\n", c->sliding_window,
+               c->window_even_layers ? " (even layers)" : "");
+    }
+    if (c->attn_softcap > 0 || c->final_softcap > 0) {
+        printf("soft-caps: attention %g, final %g\n", c->attn_softcap, c->final_softcap);
+    }
+    if (m->unsupported) {
+        printf("not used by qbias: %s\n", m->unsupported);
+    }
 
     StrBuf sb;
     sb_init(&sb);
@@ -229,6 +347,25 @@ static void print_tensor_table(const GGUFFile *f) {
     }
 }
 
+static void print_checkpoint_table(const SafeTensorsSet *set) {
+    int total = 0;
+    for (int f = 0; f < set->n_files; f++) {
+        total += set->files[f]->n_tensors;
+    }
+    printf("tensors (%d in %d file%s):\n", total, set->n_files, set->n_files == 1 ? "" : "s");
+    printf("  %-52s %-5s %s\n", "name", "dtype", "shape (rows first)");
+    for (int f = 0; f < set->n_files; f++) {
+        for (int i = 0; i < set->files[f]->n_tensors; i++) {
+            const SafeTensor *t = &set->files[f]->tensors[i];
+            printf("  %-52s %-5s [", t->name, safetensors_dtype_name(t->dtype));
+            for (int d = 0; d < t->n_dims; d++) {
+                printf("%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            }
+            printf("]\n");
+        }
+    }
+}
+
 static int cmd_info(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL}, {"--data-dir", NULL, true, NULL}};
     const char *positional[1];
@@ -246,7 +383,11 @@ static int cmd_info(int argc, char **argv) {
         return 1;
     }
     print_model_info(m);
-    print_tensor_table(m->file);
+    if (m->file) {
+        print_tensor_table(m->file);
+    } else {
+        print_checkpoint_table(m->checkpoint);
+    }
     model_free(m);
     return 0;
 }
@@ -303,6 +444,49 @@ static int cmd_tokenize(int argc, char **argv) {
     free(ids);
     tokenizer_free(tok);
     return 0;
+}
+
+// ----------------------------------------------------------------------------
+// qbias classify
+
+static int cmd_classify(int argc, char **argv) {
+    Option options[] = {{"--threads", NULL, true, NULL}};
+    const char *positional[2];
+    int n_positional = 0;
+    if (parse_args("classify", argc, argv, options, 1, positional, 2, &n_positional) != 0 ||
+        apply_threads(option_value(options, 1, "--threads")) != 0) {
+        return 2;
+    }
+    if (n_positional != 2) {
+        fprintf(stderr, "usage: qbias classify FOLDER TEXT (a BertForSequenceClassification folder)\n");
+        return 2;
+    }
+    BertClassifier *b = bert_load(positional[0]);
+    Tokenizer *tok = b ? tokenizer_load_hf(positional[0]) : NULL;
+    int rc = b && tok ? 0 : -1;
+    float logits[256], scores[256];
+    if (rc == 0 && bert_num_labels(b) > 256) {
+        rc = err_set("%s has %d labels; qbias classify prints at most 256", positional[0],
+                     bert_num_labels(b));
+    }
+    if (rc == 0) {
+        rc = bert_classify_text(b, tok, positional[1], logits, scores);
+    }
+    if (rc == 0) {
+        printf("| label | logit | %s |\n|---|---:|---:|\n", bert_multi_label(b) ? "sigmoid" : "softmax");
+        float max = 0;
+        for (int i = 0; i < bert_num_labels(b); i++) {
+            printf("| %s | %.6f | %.6f |\n", bert_label(b, i), logits[i], scores[i]);
+            max = scores[i] > max ? scores[i] : max;
+        }
+        printf("\nmax score %.6f (the reference study calls a text toxic when this is >= 0.5)\n",
+               max);
+    } else {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    tokenizer_free(tok);
+    bert_free(b);
+    return rc == 0 ? 0 : 1;
 }
 
 // ----------------------------------------------------------------------------
@@ -475,21 +659,175 @@ static int cmd_generate(int argc, char **argv) {
 }
 
 // ----------------------------------------------------------------------------
-// qbias eval
+// qbias ppl
 
-#define MAX_LIST_ITEMS 64
+static void ppl_progress(void *ctx, int chunk, int n_chunks) {
+    double *start = ctx;
+    if (chunk == n_chunks || chunk % 10 == 0) {
+        double elapsed = now_seconds() - *start;
+        fprintf(stderr, "\rppl: chunk %d/%d, %.1f s elapsed, ETA %.0f s   %s", chunk, n_chunks,
+                elapsed, elapsed / chunk * (n_chunks - chunk), chunk == n_chunks ? "\n" : "");
+    }
+}
+
+static void ppl_print(const Model *const *variants, const PplResult *r, int n, int n_ctx) {
+    printf("| variant | PPL | +/- | change | mean KLD | KLD median | p99 | p99.9 | max | same top |\n");
+    printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (int v = 0; v < n; v++) {
+        printf("| %s | %.4f | %.4f |", variants[v]->variant, r[v].ppl, r[v].ppl_se);
+        if (!r[v].has_kld) {
+            printf(" | | | | | | |\n");
+            continue;
+        }
+        printf(" %+.2f%% | %.6f | %.6f | %.6f | %.6f | %.6f | %.2f%% |\n",
+               100.0 * (r[v].ppl / r[0].ppl - 1.0), r[v].kld_mean, r[v].kld_median, r[v].kld_p99,
+               r[v].kld_p999, r[v].kld_max, 100.0 * r[v].same_top);
+    }
+    printf("\n%lld tokens scored per variant (chunks of %d tokens, second half of each scored); "
+           "KLD = KL(P_%s || P_variant) per token, natural log.\n",
+           (long long)r[0].n_tokens, n_ctx, variants[0]->variant);
+}
+
+static int cmd_ppl(int argc, char **argv) {
+    Option options[] = {{"--model", "-m", true, NULL},  {"--quant", "-q", true, NULL},
+                        {"--text", "-f", true, NULL},   {"--ctx", "-c", true, NULL},
+                        {"--chunks", NULL, true, NULL}, {"--threads", NULL, true, NULL},
+                        {"--data-dir", NULL, true, NULL}, {"--json", NULL, true, NULL},
+                        CALIB_OPTIONS};
+    const int n_options = (int)ARRAY_LEN(options);
+    const char *positional[1];
+    int n_positional = 0;
+    if (parse_args("ppl", argc, argv, options, n_options, positional, 0, &n_positional) != 0 ||
+        apply_threads(option_value(options, n_options, "--threads")) != 0) {
+        return 2;
+    }
+    long long n_ctx = 512, max_chunks = 0;
+    const char *value;
+    if (((value = option_value(options, n_options, "--ctx")) &&
+         parse_int_option("--ctx", value, 4, 1 << 20, &n_ctx) != 0) ||
+        ((value = option_value(options, n_options, "--chunks")) &&
+         parse_int_option("--chunks", value, 1, 1 << 30, &max_chunks) != 0)) {
+        return 2;
+    }
+
+    CalibArgs calib_args;
+    if (parse_calib_args(options, n_options, &calib_args) != 0) {
+        return 2;
+    }
+    const char *data_dir = option_value(options, n_options, "--data-dir");
+    char *model_path = NULL;
+    Model *base = open_model_path(option_value(options, n_options, "--model"), data_dir,
+                                  &model_path);
+    if (!base) {
+        return 1;
+    }
+    // The default is the weights as stored: fp32, or the recipe of a file saved by qbias.
+    const char *quant_arg = option_value(options, n_options, "--quant");
+    char *quant = xstrdup(quant_arg ? quant_arg : base->variant);
+    QuantRecipe recipes[MAX_LIST_ITEMS];
+    Model *variants[MAX_LIST_ITEMS];
+    int n_variants = 0, rc = 0;
+    int n_recipes = parse_recipes(quant, recipes, MAX_LIST_ITEMS);
+    rc = n_recipes < 0 ? -1 : 0;
+    Resolver *resolver = resolver_new(data_dir);
+    VariantOptions vo;
+    char model_hash[65] = "";
+    if (rc == 0) {
+        rc = calib_variant_options(&calib_args, resolver, model_path, recipes, n_recipes,
+                                   model_hash, &vo);
+    }
+    for (int i = 0; i < n_recipes && rc == 0; i++) {
+        variants[n_variants] = variant_build(base, &recipes[i], &vo, NULL, NULL);
+        rc = variants[n_variants] ? 0 : -1;
+        n_variants += rc == 0;
+    }
+
+    // The text: --text, else WikiText-2 test through the data resolver.
+    char *text_path = NULL, *text = NULL;
+    size_t len = 0;
+    if (rc == 0) {
+        const char *given = option_value(options, n_options, "--text");
+        if (given) {
+            text_path = xstrdup(given);
+        } else {
+            text_path = resolver_find(resolver, "wikitext2", "wiki.test.raw");
+        }
+        rc = text_path ? file_read_all(text_path, &text, &len) : -1;
+    }
+    int *tokens = NULL, n_tokens = 0;
+    if (rc == 0) {
+        rc = tokenizer_encode(base->tokenizer, text, len, true, false, &tokens, &n_tokens);
+    }
+    PplResult results[MAX_LIST_ITEMS];
+    if (rc == 0) {
+        log_info("%s: %d tokens; %d variants", text_path, n_tokens, n_variants);
+        double start = now_seconds();
+        rc = ppl_run((const Model *const *)variants, n_variants, tokens, n_tokens, (int)n_ctx,
+                     (int)max_chunks, ppl_progress, &start, results);
+    }
+    if (rc == 0) {
+        ppl_print((const Model *const *)variants, results, n_variants, (int)n_ctx);
+        const char *json_path = option_value(options, n_options, "--json");
+        if (json_path) {
+            cJSON *json = cJSON_CreateObject();
+            cJSON_AddStringToObject(json, "text", text_path);
+            cJSON_AddNumberToObject(json, "ctx", (double)n_ctx);
+            cJSON *list = cJSON_AddArrayToObject(json, "variants");
+            for (int v = 0; v < n_variants; v++) {
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "variant", variants[v]->variant);
+                cJSON_AddNumberToObject(o, "ppl", results[v].ppl);
+                cJSON_AddNumberToObject(o, "ppl_se", results[v].ppl_se);
+                cJSON_AddNumberToObject(o, "n_tokens", (double)results[v].n_tokens);
+                if (results[v].has_kld) {
+                    cJSON_AddNumberToObject(o, "kld_mean", results[v].kld_mean);
+                    cJSON_AddNumberToObject(o, "kld_se", results[v].kld_se);
+                    cJSON_AddNumberToObject(o, "kld_median", results[v].kld_median);
+                    cJSON_AddNumberToObject(o, "kld_p99", results[v].kld_p99);
+                    cJSON_AddNumberToObject(o, "kld_p999", results[v].kld_p999);
+                    cJSON_AddNumberToObject(o, "kld_max", results[v].kld_max);
+                    cJSON_AddNumberToObject(o, "same_top", results[v].same_top);
+                }
+                cJSON_AddItemToArray(list, o);
+            }
+            char *printed = cJSON_Print(json);
+            rc = file_write_atomic(json_path, printed, strlen(printed));
+            cJSON_free(printed);
+            cJSON_Delete(json);
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    for (int v = 0; v < n_variants; v++) {
+        model_free(variants[v]);
+    }
+    model_free(base);
+    free(tokens);
+    free(text);
+    free(text_path);
+    free(quant);
+    free(model_path);
+    resolver_free(resolver);
+    return rc == 0 ? 0 : 1;
+}
+
+// ----------------------------------------------------------------------------
+// qbias eval
 
 static int cmd_eval(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL},    {"--quant", "-q", true, NULL},
                         {"--probes", NULL, true, NULL},   {"--out", "-o", true, NULL},
                         {"--limit", NULL, true, NULL},    {"--threads", NULL, true, NULL},
                         {"--data-dir", NULL, true, NULL}, {"--batch-tokens", NULL, true, NULL},
-                        {"--quiet", NULL, false, NULL}};
+                        {"--quiet", NULL, false, NULL},   CALIB_OPTIONS};
     const int n_options = (int)ARRAY_LEN(options);
     const char *positional[1];
     int n_positional = 0;
+    CalibArgs calib_args;
     if (parse_args("eval", argc, argv, options, n_options, positional, 0, &n_positional) != 0 ||
-        apply_threads(option_value(options, n_options, "--threads")) != 0) {
+        apply_threads(option_value(options, n_options, "--threads")) != 0 ||
+        parse_calib_args(options, n_options, &calib_args) != 0) {
         return 2;
     }
 
@@ -524,6 +862,12 @@ static int cmd_eval(int argc, char **argv) {
         .n_probes = split_list(probes_copy, probe_list, MAX_LIST_ITEMS),
         .limit = limit,
         .batch_tokens = (int)batch_tokens,
+        .calib_path = calib_args.path,
+        .calib_samples = (int)calib_args.samples,
+        .calib_seq_len = (int)calib_args.seq_len,
+        .calib_seed = (uint64_t)calib_args.seed,
+        .calib_seed_set = calib_args.seed_set,
+        .no_cache = calib_args.no_cache,
     };
     bool quiet = option_value(options, n_options, "--quiet") != NULL;
     int rc = eval_run(&eval, !quiet);
@@ -532,6 +876,85 @@ static int cmd_eval(int argc, char **argv) {
     }
     free(quant_copy);
     free(probes_copy);
+    return rc == 0 ? 0 : 1;
+}
+
+// ----------------------------------------------------------------------------
+// qbias quantize
+
+static int cmd_quantize(int argc, char **argv) {
+    Option options[] = {{"--model", "-m", true, NULL},    {"--quant", "-q", true, NULL},
+                        {"--out", "-o", true, NULL},      {"--threads", NULL, true, NULL},
+                        {"--data-dir", NULL, true, NULL}, CALIB_OPTIONS};
+    const int n_options = (int)ARRAY_LEN(options);
+    const char *positional[1];
+    int n_positional = 0;
+    CalibArgs calib_args;
+    if (parse_args("quantize", argc, argv, options, n_options, positional, 0, &n_positional) != 0 ||
+        apply_threads(option_value(options, n_options, "--threads")) != 0 ||
+        parse_calib_args(options, n_options, &calib_args) != 0) {
+        return 2;
+    }
+    const char *quant = option_value(options, n_options, "--quant");
+    const char *out = option_value(options, n_options, "--out");
+    if (!quant || !out) {
+        fprintf(stderr, "error: qbias quantize needs --model, --quant and --out (see 'qbias help "
+                        "quantize')\n");
+        return 2;
+    }
+    QuantRecipe recipe;
+    char error[1024];
+    if (quant_recipe_parse(quant, &recipe, error, sizeof error) != 0) {
+        fprintf(stderr, "error: %s\n", error);
+        return 2;
+    }
+    if (file_exists(out) && !dir_exists(out)) {
+        log_info("%s exists and will be replaced when the new file is complete", out);
+    }
+
+    const char *data_dir = option_value(options, n_options, "--data-dir");
+    char *model_path = NULL;
+    Model *base = open_model_path(option_value(options, n_options, "--model"), data_dir,
+                                  &model_path);
+    if (!base) {
+        return 1;
+    }
+    Resolver *resolver = resolver_new(data_dir);
+    VariantOptions vo;
+    char model_hash[65] = "";
+    Model *m = NULL;
+    cJSON *metadata = NULL;
+    QuantReport report;
+    int rc = 0;
+    if (!base->file) {
+        // Checked before quantizing, which takes long for a large model.
+        rc = err_set("%s is a Hugging Face folder; qbias writes GGUF files only for models loaded "
+                     "from GGUF: convert it with llama.cpp's convert_hf_to_gguf.py first, or "
+                     "quantize it on the fly with qbias eval --quant",
+                     model_path);
+    }
+    if (rc == 0) {
+        rc = calib_variant_options(&calib_args, resolver, model_path, &recipe, 1, model_hash, &vo);
+    }
+    if (rc == 0) {
+        m = variant_build(base, &recipe, &vo, &report, &metadata);
+        rc = m ? 0 : -1;
+    }
+    if (rc == 0) {
+        rc = model_save_gguf(m, out, metadata);
+    }
+    if (rc == 0) {
+        struct stat st;
+        double mb = stat(out, &st) == 0 ? (double)st.st_size / 1e6 : 0.0;
+        log_info("wrote %s (%s, %.1f MB)", out, m->variant, mb);
+    } else {
+        fprintf(stderr, "error: %s\n", err_msg());
+    }
+    cJSON_Delete(metadata);
+    model_free(m);
+    model_free(base);
+    free(model_path);
+    resolver_free(resolver);
     return rc == 0 ? 0 : 1;
 }
 
@@ -552,20 +975,45 @@ static const char EVAL_USAGE[] =
     "per item and variant, flushed as it is made), DIR/run.json (the run's fingerprint),\n"
     "DIR/summary.json and DIR/summary.md. Run the same command again to resume an interrupted run.\n"
     "\n"
-    "  --model, -m MODEL     a GGUF file, or a bundled model name (e.g. stories260K)\n"
-    "  --quant, -q LIST      comma-separated variants (default fp32): fp32, rtn:w8g128, ...\n"
+    "  --model, -m MODEL     a GGUF file, a Hugging Face folder, or a bundled model name (e.g.\n"
+    "                        stories260K)\n"
+    "  --quant, -q LIST      comma-separated recipes (default fp32): fp32, rtn:w8g128,\n"
+    "                        gptq:w4g128, awq:w3g128, sq:w8a8, ... ('qbias help' lists the forms)\n"
     "  --probes LIST         comma-separated probes (default all)\n"
     "  --out, -o DIR         run directory (created if missing)\n"
     "  --limit N             score only the first N items of each probe\n"
     "  --threads N           threads for every thread pool (default: all cores)\n"
     "  --data-dir DIR        look for data sets in DIR/<name>/ first (also $QBIAS_DATA_DIR)\n"
     "  --batch-tokens N      tokens per forward batch (default 2048; results do not depend on it)\n"
-    "  --quiet               do not print summary.md when done\n";
+    "  --quiet               do not print summary.md when done\n" CALIB_USAGE;
 
 static const Command commands[] = {
+    {"classify", cmd_classify, "score a text with a BERT classifier such as unitary/toxic-bert",
+     "usage: qbias classify FOLDER TEXT\n\nFOLDER is a Hugging Face BertForSequenceClassification "
+     "folder (config.json,\nmodel.safetensors, vocab.txt or tokenizer.json). Prints every label's "
+     "logit and score\n(sigmoid for multi-label models, softmax otherwise).\n"},
     {"eval", cmd_eval, "score bias probes on a model and its quantized variants", EVAL_USAGE},
     {"info", cmd_info, "print a model's architecture, tokenizer and tensors",
      "usage: qbias info MODEL\n\nMODEL is a GGUF file or a bundled model name.\n"},
+    {"ppl", cmd_ppl, "perplexity and KL divergence of variants over a text",
+     "usage: qbias ppl --model MODEL [--quant LIST] [--text FILE] [--ctx N] [--chunks N]\n"
+     "\nPerplexity as llama.cpp's perplexity tool computes it: chunks of --ctx tokens (default\n"
+     "512), the second half of each scored. The first variant (default: the weights as stored)\n"
+     "is the reference for the KL divergence and the share of positions whose most probable\n"
+     "token agrees.\n"
+     "  --text FILE     text to score (default: WikiText-2 test through the data resolver)\n"
+     "  --chunks N      score at most N chunks\n"
+     "  --json FILE     also write the numbers as JSON\n"
+     "  --threads N     threads (default: all cores)\n" CALIB_USAGE},
+    {"quantize", cmd_quantize, "quantize a model by a recipe and save it as a GGUF file",
+     "usage: qbias quantize --model MODEL --quant RECIPE --out FILE.gguf [options]\n"
+     "\nQuantizes MODEL (a GGUF file) by RECIPE (e.g. gptq:w4g128, awq:w3g128, sq:w8a8,\n"
+     "rtn:w4g128) and writes the variant as a GGUF file that every qbias command loads; score\n"
+     "it as stored with --quant RECIPE. The recipe and calibration settings are kept in its\n"
+     "qbias.quant.* keys (docs/formats.md).\n"
+     "  --threads N           threads (default: all cores)\n"
+     "  --data-dir DIR        look for data sets in DIR/<name>/ first (also $QBIAS_DATA_DIR)\n"
+     CALIB_USAGE},
     {"tokenize", cmd_tokenize, "print the token ids and pieces of a text",
      "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n"
      "\n  --no-special      do not add BOS/EOS\n"
@@ -593,10 +1041,10 @@ static void print_help(void) {
     printf("qbias %s: quantized transformer inference with social-bias probes\n\n", QBIAS_VERSION);
     printf("usage: qbias COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
-        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
+        printf("  %-14s %s\n", commands[i].name, commands[i].summary);
     }
     printf("\nprobes: %s\n", probe_names());
-    printf("quantization specs: %s\n", QUANT_SPEC_FORMS);
+    printf("quantization recipes: %s\n", QUANT_RECIPE_FORMS);
     printf("kernel paths on this CPU: %s (force one with QBIAS_KERNELS)\n", kernels_supported());
     printf("\n'qbias help COMMAND' shows a command's options.\n");
 }

@@ -9,6 +9,7 @@
 #include "../kernels/half.h"
 #include "../kernels/kernels.h"
 #include "safetensors.h"
+#include "tokenizer.h"
 #include "util.h"
 
 typedef enum { ACT_GELU_ERF, ACT_GELU_TANH, ACT_RELU } Activation;
@@ -394,6 +395,22 @@ static void self_attention(const BertClassifier *b, const float *q, const float 
             }
         }
     }
+}
+
+int bert_classify_text(const BertClassifier *b, const Tokenizer *tok, const char *text,
+                       float *logits, float *scores) {
+    int *ids = NULL, n = 0;
+    if (tokenizer_encode(tok, text, strlen(text), true, false, &ids, &n) != 0) {
+        return -1;
+    }
+    // Keep [CLS] and the final [SEP]; drop word pieces beyond the position limit.
+    if (n > b->max_positions) {
+        ids[b->max_positions - 1] = ids[n - 1];
+        n = b->max_positions;
+    }
+    int rc = bert_classify(b, ids, n, logits, scores);
+    free(ids);
+    return rc;
 }
 
 int bert_classify(const BertClassifier *b, const int *ids, int n, float *logits, float *scores) {

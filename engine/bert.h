@@ -35,4 +35,12 @@ int bert_max_tokens(const BertClassifier *b);
 // empty or too long sequence or an id outside the vocabulary.
 int bert_classify(const BertClassifier *b, const int *ids, int n, float *logits, float *scores);
 
+struct Tokenizer;
+
+// Tokenizes `text` with the classifier's WordPiece tokenizer ([CLS] text [SEP]), truncating the
+// word pieces so the sequence fits bert_max_tokens() as the Hugging Face pipeline does with
+// truncation on, and classifies it. Writes bert_num_labels() logits and scores. Returns 0 or -1.
+int bert_classify_text(const BertClassifier *b, const struct Tokenizer *tok, const char *text,
+                       float *logits, float *scores);
+
 #endif

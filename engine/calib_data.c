@@ -339,6 +339,21 @@ static CalibrationSet *finish_set(SampleBuilder *b) {
     return set;
 }
 
+char *calib_find_text(const CalibOptions *options, const Resolver *resolver) {
+    if (options->path) {
+        return xstrdup(options->path);
+    }
+    if (!resolver) {
+        err_set("no calibration file given and no resolver to find the default C4 subset");
+        return NULL;
+    }
+    char *path = resolver_find(resolver, DEFAULT_MANIFEST, DEFAULT_FILE);
+    if (!path) {
+        err_prefix("cannot find the default calibration text (use --calib FILE)");
+    }
+    return path;
+}
+
 CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Resolver *resolver,
                                const CalibOptions *options) {
     if (options->n_samples <= 0 || options->seq_len <= 0) {
@@ -353,19 +368,9 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
         seq_len = max_seq_len;
     }
 
-    char *path = NULL;
-    if (options->path) {
-        path = xstrdup(options->path);
-    } else {
-        if (!resolver) {
-            err_set("no calibration file given and no resolver to find the default C4 subset");
-            return NULL;
-        }
-        path = resolver_find(resolver, DEFAULT_MANIFEST, DEFAULT_FILE);
-        if (!path) {
-            err_prefix("cannot find the default calibration text (use --calib FILE)");
-            return NULL;
-        }
+    char *path = calib_find_text(options, resolver);
+    if (!path) {
+        return NULL;
     }
 
     char sha256[65];

@@ -62,6 +62,10 @@ void calib_options_default(QuantAlgo algo, CalibOptions *out);
 // Returns the sampling's name ("windows", "packed", "truncated").
 const char *calib_sampling_name(CalibSampling sampling);
 
+// Returns the calibration file options->path names, else the default C4 subset found through
+// `resolver` (newly allocated), or NULL with an error.
+char *calib_find_text(const CalibOptions *options, const Resolver *resolver);
+
 // Loads and samples the calibration text. seq_len above max_seq_len (the model's training
 // context) is lowered to it with a warning. `resolver` finds the default file and may be NULL when
 // options->path is set. Returns NULL with an error for a missing, unreadable or rejected file, a

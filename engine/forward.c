@@ -15,10 +15,12 @@
 #include "forward.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/kernels.h"
 #include "../quant/kvquant.h"
 #include "quantize.h"
 #include "util.h"
@@ -148,7 +150,7 @@ static void rope_rotate(RopeType type, float *vec, int n_heads, int head_dim, in
     }
 }
 
-static void add_bias(float *y, const float *bias, int n_rows, int n) {
+void block_add_bias(float *y, const float *bias, int n_rows, int n) {
     if (!bias) {
         return;
     }
@@ -194,51 +196,71 @@ static int window_start(const ModelConfig *c, int layer, int pos) {
     return first > 0 ? first : 0;
 }
 
-// Causal attention of one token over positions first..pos of its sequence in the cache.
-// q: [n_head * head_dim]; out: [n_head * head_dim]; scores: scratch of pos + 1 floats.
-static void attend(const Model *m, const KVCache *kv, int layer, int seq, int pos, const float *q,
-                   float *out, float *scores) {
+// Causal attention of one query head of one token over positions first..pos of its sequence in
+// the cache. q: [n_head * head_dim]; out: [n_head * head_dim] (only head h is written); scores:
+// scratch of pos + 1 floats.
+static void attend_head(const Model *m, const KVCache *kv, int layer, int seq, int pos, int h,
+                        const float *q, float *out, float *scores) {
     const ModelConfig *c = &m->config;
     int group = c->n_head / c->n_head_kv;
     int first = window_start(c, layer, pos);
+    const float *qh = q + (size_t)h * (size_t)c->head_dim;
+    int kv_head = h / group;
 
-    for (int h = 0; h < c->n_head; h++) {
-        const float *qh = q + (size_t)h * (size_t)c->head_dim;
-        int kv_head = h / group;
-
-        float max_score = -INFINITY;
-        for (int j = first; j <= pos; j++) {
-            const float *kj = cache_row(kv, kv->k, layer, seq, j) + (size_t)kv_head * c->head_dim;
-            float dot = 0.0f;
-            for (int d = 0; d < c->head_dim; d++) {
-                dot += qh[d] * kj[d];
-            }
-            scores[j] = dot * c->attn_scale;
-            if (c->attn_softcap > 0) {
-                scores[j] = c->attn_softcap * tanhf(scores[j] / c->attn_softcap);
-            }
-            if (scores[j] > max_score) {
-                max_score = scores[j];
-            }
+    float max_score = -INFINITY;
+    for (int j = first; j <= pos; j++) {
+        const float *kj = cache_row(kv, kv->k, layer, seq, j) + (size_t)kv_head * c->head_dim;
+        float dot = 0.0f;
+        for (int d = 0; d < c->head_dim; d++) {
+            dot += qh[d] * kj[d];
         }
-
-        double sum = 0.0;
-        for (int j = first; j <= pos; j++) {
-            scores[j] = expf(scores[j] - max_score);
-            sum += scores[j];
+        scores[j] = dot * c->attn_scale;
+        if (c->attn_softcap > 0) {
+            scores[j] = c->attn_softcap * tanhf(scores[j] / c->attn_softcap);
         }
-        float inv_sum = (float)(1.0 / sum);
-
-        float *oh = out + (size_t)h * (size_t)c->head_dim;
-        memset(oh, 0, (size_t)c->head_dim * sizeof(float));
-        for (int j = first; j <= pos; j++) {
-            const float *vj = cache_row(kv, kv->v, layer, seq, j) + (size_t)kv_head * c->head_dim;
-            float weight = scores[j] * inv_sum;
-            for (int d = 0; d < c->head_dim; d++) {
-                oh[d] += weight * vj[d];
-            }
+        if (scores[j] > max_score) {
+            max_score = scores[j];
         }
     }
+
+    double sum = 0.0;
+    for (int j = first; j <= pos; j++) {
+        scores[j] = expf(scores[j] - max_score);
+        sum += scores[j];
+    }
+    float inv_sum = (float)(1.0 / sum);
+
+    float *oh = out + (size_t)h * (size_t)c->head_dim;
+    memset(oh, 0, (size_t)c->head_dim * sizeof(float));
+    for (int j = first; j <= pos; j++) {
+        const float *vj = cache_row(kv, kv->v, layer, seq, j) + (size_t)kv_head * c->head_dim;
+        float weight = scores[j] * inv_sum;
+        for (int d = 0; d < c->head_dim; d++) {
+            oh[d] += weight * vj[d];
+        }
+    }
+}
+
+// Attention of every token and head of the batch: attn [n, q_dim] from q [n, q_dim] and the cache.
+// Each (token, head) pair is computed alone with the same operations, so the split across threads
+// does not change any result.
+static void attend_batch(const Model *m, const KVCache *kv, const Batch *b, int layer,
+                         const float *q, float *attn) {
+    const ModelConfig *c = &m->config;
+    int n = b->n_tokens, q_dim = c->n_head * c->head_dim;
+    int64_t pairs = (int64_t)n * c->n_head;
+    double work = (double)pairs * (double)(kv->n_cached[b->seq[0]] + n) * c->head_dim;
+    int threads = work > 1e6 ? kernels_threads() : 1;
+    float *scores = xmalloc((size_t)threads * (size_t)kv->n_ctx * sizeof(float));
+
+#pragma omp parallel for schedule(dynamic, 4) num_threads(threads) if (threads > 1)
+    for (int64_t i = 0; i < pairs; i++) {
+        int t = (int)(i / c->n_head), h = (int)(i % c->n_head);
+        float *scratch = scores + (size_t)omp_get_thread_num() * (size_t)kv->n_ctx;
+        attend_head(m, kv, layer, b->seq[t], b->pos[t], h, q + (size_t)t * q_dim,
+                    attn + (size_t)t * q_dim, scratch);
+    }
+    free(scores);
 }
 
 // ----------------------------------------------------------------------------
@@ -273,7 +295,7 @@ static int check_batch(const Model *m, const KVCache *kv, const Batch *b) {
 // The attention half of a block: x [n, n_embd] += attention output.
 static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, const RuntimeQuant *rq,
                             const float *rope_cos, const float *rope_sin, float *x, float *h,
-                            float *q, float *k, float *v, float *attn, float *scores) {
+                            float *q, float *k, float *v, float *attn) {
     const ModelConfig *c = &m->config;
     const Layer *layer = &m->layers[l];
     int n = b->n_tokens, q_dim = c->n_head * c->head_dim, kv_dim = kv->kv_dim;
@@ -283,9 +305,9 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
     linear_forward(&layer->attn_q, h, n, q);
     linear_forward(&layer->attn_k, h, n, k);
     linear_forward(&layer->attn_v, h, n, v);
-    add_bias(q, layer->bq, n, q_dim);
-    add_bias(k, layer->bk, n, kv_dim);
-    add_bias(v, layer->bv, n, kv_dim);
+    block_add_bias(q, layer->bq, n, q_dim);
+    block_add_bias(k, layer->bk, n, kv_dim);
+    block_add_bias(v, layer->bv, n, kv_dim);
 
     for (int t = 0; t < n; t++) {
         const float *cos_t = rope_cos + (size_t)t * half, *sin_t = rope_sin + (size_t)t * half;
@@ -302,13 +324,9 @@ static void attention_block(const Model *m, KVCache *kv, const Batch *b, int l, 
         memcpy(cache_row(kv, kv->v, l, b->seq[t], b->pos[t]), v + (size_t)t * kv_dim,
                (size_t)kv_dim * sizeof(float));
     }
-    // TODO: attention runs on one thread; the matrix multiplications around it use all threads.
-    for (int t = 0; t < n; t++) {
-        attend(m, kv, l, b->seq[t], b->pos[t], q + (size_t)t * q_dim, attn + (size_t)t * q_dim,
-               scores);
-    }
+    attend_batch(m, kv, b, l, q, attn);
     linear_forward(&layer->attn_output, attn, n, h);
-    add_bias(h, layer->bo, n, c->n_embd);
+    block_add_bias(h, layer->bo, n, c->n_embd);
     if (layer->post_attn_norm) {
         norm_rows(c, h, h, layer->post_attn_norm, NULL, n, c->n_embd);
     }
@@ -327,7 +345,7 @@ static void ffn_block(const Model *m, int n, int l, float *x, float *h, float *g
     norm_rows(c, h, x, layer->ffn_norm, layer->ffn_norm_b, n, c->n_embd);
     if (c->ffn == FFN_GELU) {
         linear_forward(&layer->ffn_up, h, n, gate);
-        add_bias(gate, layer->b_up, n, c->n_ff);
+        block_add_bias(gate, layer->b_up, n, c->n_ff);
         for (size_t i = 0; i < hidden; i++) {
             gate[i] = gelu_tanh(gate[i]);
         }
@@ -340,7 +358,7 @@ static void ffn_block(const Model *m, int n, int l, float *x, float *h, float *g
         }
     }
     linear_forward(&layer->ffn_down, gate, n, h);
-    add_bias(h, layer->b_down, n, c->n_embd);
+    block_add_bias(h, layer->b_down, n, c->n_embd);
     if (layer->post_ffn_norm) {
         norm_rows(c, h, h, layer->post_ffn_norm, NULL, n, c->n_embd);
     }
@@ -398,14 +416,13 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     float *up = xmalloc(rows * (size_t)c->n_ff * sizeof(float));       // [n, n_ff]
     float *rope_cos = xmalloc((rows * (size_t)half + 1) * sizeof(float));
     float *rope_sin = xmalloc((rows * (size_t)half + 1) * sizeof(float));
-    float *scores = xmalloc((size_t)kv->n_ctx * sizeof(float));
 
     embed_tokens(m, b, x);
     for (int t = 0; t < n; t++) {
         rope_angles(m, b->pos[t], rope_cos + (size_t)t * half, rope_sin + (size_t)t * half);
     }
     for (int l = 0; l < c->n_layer; l++) {
-        attention_block(m, kv, b, l, &rq, rope_cos, rope_sin, x, h, q, k, v, attn, scores);
+        attention_block(m, kv, b, l, &rq, rope_cos, rope_sin, x, h, q, k, v, attn);
         ffn_block(m, n, l, x, h, gate, up);
     }
     norm_rows(c, hidden_out, x, m->output_norm, m->output_norm_b, n, c->n_embd);
@@ -423,7 +440,6 @@ int model_forward(const Model *m, KVCache *kv, const Batch *b, float *hidden_out
     free(up);
     free(rope_cos);
     free(rope_sin);
-    free(scores);
     return 0;
 }
 

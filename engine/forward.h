@@ -65,6 +65,9 @@ void block_rmsnorm(const Model *m, const float *weight, const float *x, int n, f
 void block_attention(const Model *m, const float *rope_cos, const float *rope_sin, float *q,
                      float *k, const float *v, int n, float *out);
 
+// Adds bias [n] to every row of y [n_rows, n]; a NULL bias adds nothing.
+void block_add_bias(float *y, const float *bias, int n_rows, int n);
+
 // gate[i] = silu(gate[i]) * up[i] for i < count: the feed-forward activation, the input of
 // ffn_down.
 void block_swiglu(float *gate, const float *up, size_t count);

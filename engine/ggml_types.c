@@ -35,7 +35,12 @@ static const GGMLTypeInfo type_table[GGML_TYPE_COUNT] = {
     [GGML_TYPE_TQ2_0] = {"tq2_0", 256, 66},
 };
 
+static const GGMLTypeInfo qbias_packed = {"qbias_packed", 1, 1};
+
 const GGMLTypeInfo *ggml_type_info(uint32_t type) {
+    if (type == GGML_TYPE_QBIAS_PACKED) {
+        return &qbias_packed;
+    }
     if (type >= GGML_TYPE_COUNT || type_table[type].name == NULL) {
         return NULL;
     }

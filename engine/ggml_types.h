@@ -44,6 +44,10 @@ typedef enum {
     GGML_TYPE_TQ1_0 = 34,
     GGML_TYPE_TQ2_0 = 35,
     GGML_TYPE_COUNT = 39,
+    // qbias's own type, outside ggml's range: a packed matrix (quant/format.h) stored as the bytes
+    // of qmatrix_payload, ne[0] = byte count; its shape and format are in the file's metadata
+    // (docs/formats.md). Other GGUF readers reject it, as they should.
+    GGML_TYPE_QBIAS_PACKED = 1000,
 } GGMLType;
 
 typedef struct {

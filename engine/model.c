@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "../kernels/half.h"
+#include "../quant/spec_methods.h"
 #include "ggml_quants.h"
+#include "safetensors.h"
 #include "util.h"
 
 // ----------------------------------------------------------------------------
@@ -294,6 +296,48 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
 // ----------------------------------------------------------------------------
 // Tensors
 
+// Reads a packed matrix written by model_save_gguf: the payload in the tensor, its shape and
+// format in the key qbias.packed.<name>. The matrix is copied into an owned allocation.
+static int bind_packed(const GGUFFile *f, const GGUFTensor *t, int rows, int cols, Weight *w) {
+    char key[160];
+    snprintf(key, sizeof key, "qbias.packed.%s", t->name);
+    const GGUFArray *a = NULL;
+    if (gguf_get_array(f, key, &a) != 1 || a->elem_type != GGUF_TYPE_INT32 || a->n != 8) {
+        return err_set("%s: packed tensor '%s' has no valid key %s (8 int32 values)", f->path,
+                       t->name, key);
+    }
+    int64_t v[8];
+    for (int i = 0; i < 8; i++) {
+        v[i] = gguf_array_get_int(a, (uint64_t)i);
+    }
+    if (v[0] != rows || v[1] != cols) {
+        return err_set("%s: packed tensor '%s' is %lldx%lld, expected %dx%d", f->path, t->name,
+                       (long long)v[0], (long long)v[1], rows, cols);
+    }
+    QFormat format = {.code_bits = (int)v[2], .group = (int)v[3], .symmetric = v[4] != 0,
+                      .fp16_scales = v[5] != 0, .int8_acts = v[6] != 0};
+    const char *bad = qformat_check(&format);
+    if (bad) {
+        return err_set("%s: packed tensor '%s': %s", f->path, t->name, bad);
+    }
+    QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes);
+    if (!packed) {
+        return err_set("%s: packed tensor '%s' has %zu bytes, which does not match its format "
+                       "(written by another qbias version?); quantize the model again",
+                       f->path, t->name, t->nbytes);
+    }
+    memset(w, 0, sizeof *w);
+    w->name = t->name;
+    w->rows = rows;
+    w->cols = cols;
+    w->type = GGML_TYPE_QBIAS_PACKED;
+    w->packed = packed;
+    w->data = packed;
+    w->owned = packed;
+    w->act_bits = (int)v[7];
+    return 1;
+}
+
 // Binds the rows [row0, row0 + rows) of a 2-D tensor with `cols` columns as a weight matrix (a view
 // of a fused tensor when row0 > 0 or rows is less than the tensor's). Returns 1 when bound, 0 when
 // the tensor is absent and not required, -1 with an error.
@@ -302,6 +346,9 @@ static int bind_rows(const GGUFFile *f, const char *name, int row0, int rows, in
     const GGUFTensor *t = gguf_find_tensor(f, name);
     if (!t) {
         return required ? err_set("%s: tensor '%s' is missing", f->path, name) : 0;
+    }
+    if (t->type == GGML_TYPE_QBIAS_PACKED && row0 == 0 && rows == total_rows) {
+        return bind_packed(f, t, rows, cols, w);
     }
     if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != total_rows) {
         return err_set("%s: tensor '%s' has shape [%lld, %lld, %lld, %lld] (ggml order), expected "
@@ -544,6 +591,33 @@ static int bind_tensors(Model *m) {
     return 0;
 }
 
+// A fake-quantized matrix of a saved a8 recipe is stored in fp32 with nothing to say that its
+// inputs are quantized; the recipe does, for every block linear. Packed matrices carry their own
+// activation bits.
+static int apply_recipe_activations(Model *m) {
+    if (strcmp(m->variant, "fp32") == 0) {
+        return 0;
+    }
+    QuantRecipe recipe;
+    char error[512];
+    if (quant_recipe_parse(m->variant, &recipe, error, sizeof error) != 0) {
+        return err_set("%s: its key qbias.quant.recipe holds an unknown recipe (%s); it was "
+                       "written by another qbias version, so quantize the model again",
+                       m->path, error);
+    }
+    for (int l = 0; l < m->config.n_layer; l++) {
+        Layer *layer = &m->layers[l];
+        Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
+                             &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
+        for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
+            if (weights[i]->rows > 0 && !weights[i]->packed) {
+                weights[i]->act_bits = recipe.act_bits;
+            }
+        }
+    }
+    return 0;
+}
+
 Model *model_load(const char *path) {
     GGUFFile *f = gguf_open(path);
     if (!f) {
@@ -558,9 +632,15 @@ Model *model_load(const char *path) {
     }
     Model *m = xcalloc(1, sizeof *m);
     m->path = xstrdup(path);
-    m->variant = xstrdup("fp32");
+    // A file written by model_save_gguf names its quantization; the variant id is that recipe.
+    char *recipe = NULL;
+    m->variant = gguf_get_string(f, "qbias.quant.recipe", &recipe) == 1 ? recipe : xstrdup("fp32");
     m->file = f;
     if (read_config(f, &m->config) < 0 || bind_tensors(m) < 0) {
+        model_free(m);
+        return NULL;
+    }
+    if (apply_recipe_activations(m) < 0) {
         model_free(m);
         return NULL;
     }
@@ -578,6 +658,10 @@ Model *model_load(const char *path) {
         return NULL;
     }
     return m;
+}
+
+Model *model_open(const char *path) {
+    return dir_exists(path) ? model_load_hf(path) : model_load(path);
 }
 
 void model_free(Model *m) {
@@ -599,6 +683,8 @@ void model_free(Model *m) {
     if (!m->base) {
         tokenizer_free(m->tokenizer);
         gguf_close(m->file);
+        safetensors_set_close(m->checkpoint);
+        free(m->unsupported);
         for (int i = 0; i < m->n_owned_vectors; i++) {
             free(m->owned_vectors[i]);
         }

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "ggml_types.h"
 #include "../quant/format.h"
 #include "../quant/spec.h"
@@ -119,6 +121,7 @@ typedef struct Model {
     float **owned_vectors;   // norm and bias vectors converted to fp32 (base model only)
     int n_owned_vectors;
     void *checkpoint;        // a Hugging Face model's SafeTensorsSet (base model only), or NULL
+    char *unsupported;       // what the loader found but ignores (for `qbias info`), or NULL
     const struct Model *base; // NULL for a model loaded from a file; else the model it was made from
 } Model;
 
@@ -129,6 +132,21 @@ void model_config_set_llama_rules(ModelConfig *c);
 
 // Hands a vector to a model built by hand, which frees it with the model.
 void model_own_vector(Model *m, float *vector);
+
+// Loads a Hugging Face model folder (config.json, model.safetensors or an index with shards,
+// tokenizer.json or tokenizer.model files). Returns NULL with an error naming the folder and the
+// unsupported or missing part. Free with model_free().
+Model *model_load_hf(const char *folder);
+
+// Writes a model (a quantized variant included) as a GGUF file that model_load reads back: the
+// source file's metadata, the key qbias.quant.recipe = m->variant, each member of quant_metadata
+// (strings, numbers, bools; may be NULL) as qbias.quant.<name>, and every tensor as the model
+// holds it, packed matrices as GGML_TYPE_QBIAS_PACKED. The model must come from a GGUF file.
+// Written atomically. Returns 0, or -1 with an error.
+int model_save_gguf(const Model *m, const char *path, const struct cJSON *quant_metadata);
+
+// Loads a model from a GGUF file or a Hugging Face folder.
+Model *model_open(const char *path);
 
 // Loads a GGUF model. Returns NULL with an error naming the file and the problem (unsupported
 // architecture, missing tensor, shape mismatch, unsupported tensor type...). Free with model_free().

@@ -820,8 +820,8 @@ char *resolver_find(const Resolver *r, const char *name, const char *path) {
 }
 
 char *resolver_find_model(const Resolver *r, const char *model) {
-    if (file_exists(model)) {
-        return xstrdup(model);
+    if (file_exists(model) || dir_exists(model)) {
+        return xstrdup(model); // a GGUF file or a Hugging Face folder
     }
     if (strchr(model, '/') || !manifest_name_is_valid(model)) {
         err_set("model file %s not found; pass the path of an existing GGUF file or the name of a "
@@ -853,4 +853,8 @@ char *resolver_find_model(const Resolver *r, const char *model) {
         return NULL;
     }
     return resolver_find(r, model, m->model_file);
+}
+
+const char *resolver_cache_dir(const Resolver *resolver) {
+    return resolver->cache.dir;
 }

@@ -84,4 +84,8 @@ char *resolver_find_model(const Resolver *resolver, const char *model);
 // error when the manifest folder cannot be read or a manifest is invalid.
 char *resolver_list(const Resolver *resolver, const char *kind);
 
+// Returns the cache folder (see above), or NULL when none can be determined (HOME and
+// QBIAS_CACHE_DIR unset). Owned by the resolver; the folder may not exist yet.
+const char *resolver_cache_dir(const Resolver *resolver);
+
 #endif

@@ -1,6 +1,7 @@
 // util.c: error messages, checked allocation, logging and file helpers (see util.h).
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -310,6 +311,53 @@ int sha256_file(const char *path, char hex[65]) {
     }
     hex_encode(digest, digest_len, hex);
     return 0;
+}
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sha256_path(const char *path, char hex[65]) {
+    if (!dir_exists(path)) {
+        return sha256_file(path, hex);
+    }
+    DIR *dir = opendir(path);
+    if (!dir) {
+        return err_set("cannot list %s: %s", path, strerror(errno));
+    }
+    char **names = NULL;
+    size_t n = 0;
+    struct dirent *entry;
+    while ((entry = readdir(dir)) != NULL) {
+        char *full = path_join(path, entry->d_name);
+        if (entry->d_name[0] != '.' && file_exists(full)) {
+            names = xrealloc(names, (n + 1) * sizeof(char *));
+            names[n++] = xstrdup(entry->d_name);
+        }
+        free(full);
+    }
+    closedir(dir);
+    qsort(names, n, sizeof(char *), compare_names);
+
+    StrBuf lines;
+    sb_init(&lines);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *full = path_join(path, names[i]);
+        char file_hex[65];
+        rc = sha256_file(full, file_hex);
+        sb_printf(&lines, "%s %s\n", names[i], file_hex);
+        free(full);
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(names[i]);
+    }
+    free(names);
+    if (rc == 0) {
+        sha256_bytes(lines.data, lines.len, hex);
+    }
+    sb_free(&lines);
+    return rc;
 }
 
 void sha256_bytes(const void *data, size_t len, char hex[65]) {

@@ -90,6 +90,10 @@ char *path_join(const char *dir, const char *name);
 
 // Computes the SHA-256 of a file as 64 lowercase hex characters plus NUL.
 int sha256_file(const char *path, char hex[65]);
+// Computes the SHA-256 of a file, or of a folder's regular files (not recursive): the hash of the
+// lines "<name> <sha256 of the file>", one per file, sorted by name. A model folder's hash thus
+// changes when any of its files changes.
+int sha256_path(const char *path, char hex[65]);
 // Computes the SHA-256 of a buffer.
 void sha256_bytes(const void *data, size_t len, char hex[65]);
 

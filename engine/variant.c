@@ -112,6 +112,9 @@ Model *model_make_variant(const Model *base, const QuantSpec *spec) {
         Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
                              &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
         for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
+            if (weights[i]->rows == 0) {
+                continue; // a matrix the architecture does not have (gpt2's ffn_gate)
+            }
             if (spec->fake_quant) {
                 fake_quantize_weight_rtn(weights[i], spec);
             } else if (pack_weight_rtn(weights[i], spec) < 0) {

@@ -14,8 +14,8 @@
 
 #include "../engine/resolver.h"
 #include "../engine/score.h"
+#include "../engine/variants.h"
 #include "../engine/util.h"
-#include "../quant/spec.h"
 #include "probe.h"
 #include "report.h"
 #include "results.h"
@@ -63,11 +63,63 @@ static void progress_update(Progress *p, int64_t done, bool final) {
     fflush(stderr);
 }
 
+// The variant settings of this run. `model_hash` may be NULL (no cache).
+static void eval_variant_options(const EvalOptions *o, const Resolver *resolver,
+                                 const char *model_hash, VariantOptions *vo) {
+    variant_options_default(vo);
+    vo->calib_path = o->calib_path;
+    vo->calib_samples = o->calib_samples;
+    vo->calib_seq_len = o->calib_seq_len;
+    if (o->calib_seed_set) {
+        vo->calib_seed = o->calib_seed;
+    }
+    vo->resolver = resolver;
+    vo->cache_dir = o->no_cache ? NULL : resolver_cache_dir(resolver);
+    vo->model_hash = model_hash;
+}
+
+// The calibration behind the calibrated variants (GPTQ, AWQ, SmoothQuant): the text file's hash
+// and each variant's sampling. NULL when no variant is calibrated; -1 with an error when the text
+// cannot be found, so that a missing file fails before any scoring.
+static int calibration_fingerprint(const EvalOptions *o, const QuantRecipe *specs,
+                                   const Resolver *resolver, cJSON **out) {
+    *out = NULL;
+    VariantOptions vo;
+    eval_variant_options(o, resolver, NULL, &vo);
+    for (int i = 0; i < o->n_specs; i++) {
+        if (!recipe_needs_calibration(&specs[i])) {
+            continue;
+        }
+        CalibOptions c = variant_calib_options(&specs[i], &vo);
+        if (!*out) {
+            char *path = calib_find_text(&c, resolver);
+            char sha256[65];
+            if (!path || sha256_path(path, sha256) != 0) {
+                free(path);
+                return -1;
+            }
+            *out = cJSON_CreateObject();
+            const char *slash = strrchr(path, '/');
+            cJSON_AddStringToObject(*out, "file", slash ? slash + 1 : path);
+            cJSON_AddStringToObject(*out, "sha256", sha256);
+            cJSON_AddNumberToObject(*out, "seed", (double)c.seed);
+            cJSON_AddObjectToObject(*out, "variants");
+            free(path);
+        }
+        cJSON *v = cJSON_CreateObject();
+        cJSON_AddStringToObject(v, "sampling", calib_sampling_name(c.sampling));
+        cJSON_AddNumberToObject(v, "samples", c.n_samples);
+        cJSON_AddNumberToObject(v, "seq_len", c.seq_len);
+        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(*out, "variants"), specs[i].text, v);
+    }
+    return 0;
+}
+
 // The run fingerprint: everything that determines the per-item records. Thread count and batch
 // size are left out because results do not depend on them.
 static cJSON *make_fingerprint(const EvalOptions *o, const char *model_path, const char *model_hash,
-                               const QuantSpec *specs, const LoadedProbe *probes,
-                               const Resolver *resolver) {
+                               const QuantRecipe *specs, const LoadedProbe *probes,
+                               const Resolver *resolver, cJSON *calibration) {
     cJSON *fp = cJSON_CreateObject();
     cJSON_AddStringToObject(fp, "qbias_version", QBIAS_VERSION);
     cJSON *model = cJSON_AddObjectToObject(fp, "model");
@@ -93,6 +145,9 @@ static cJSON *make_fingerprint(const EvalOptions *o, const char *model_path, con
             cJSON_AddStringToObject(file, "sha256", m->files[f].sha256);
             cJSON_AddItemToArray(files, file);
         }
+    }
+    if (calibration) {
+        cJSON_AddItemToObject(fp, "calibration", calibration);
     }
     if (o->limit > 0) {
         cJSON_AddNumberToObject(fp, "limit_per_probe", (double)o->limit);
@@ -225,7 +280,7 @@ static int compare_int64(const void *a, const void *b) {
 
 // Checks that every record belongs to this run: a listed variant and probe, and an item of that
 // probe's data (after --limit). A foreign line would silently enter the summaries.
-static int check_records_belong(const RecordSet *set, const QuantSpec *specs, int n_specs,
+static int check_records_belong(const RecordSet *set, const QuantRecipe *specs, int n_specs,
                                 const LoadedProbe *probes, int n_probes, const char *path) {
     int64_t **ids = xcalloc((size_t)n_probes, sizeof(int64_t *));
     for (int p = 0; p < n_probes; p++) {
@@ -277,14 +332,14 @@ static int count_missing(const char *variant, const LoadedProbe *probes, int n_p
 }
 
 // Checks specs and probes, loads the data sets and hashes the model. Fills specs and probes.
-static int prepare(const EvalOptions *o, const Resolver *resolver, QuantSpec *specs,
+static int prepare(const EvalOptions *o, const Resolver *resolver, QuantRecipe *specs,
                    LoadedProbe *probes, char **model_path, char model_hash[65]) {
     if (o->n_specs < 1 || o->n_probes < 1) {
         return err_set("give at least one variant (--quant) and one probe (--probes)");
     }
     for (int i = 0; i < o->n_specs; i++) {
         char error[1024];
-        if (quant_spec_parse(o->specs[i], &specs[i], error, sizeof error) != 0) {
+        if (quant_recipe_parse(o->specs[i], &specs[i], error, sizeof error) != 0) {
             return err_set("%s", error);
         }
         for (int j = 0; j < i; j++) {
@@ -339,12 +394,12 @@ static int prepare(const EvalOptions *o, const Resolver *resolver, QuantSpec *sp
         log_info("computing the SHA-256 of %s (%.1f GB) for the run fingerprint", *model_path,
                  (double)st.st_size / 1e9);
     }
-    return sha256_file(*model_path, model_hash);
+    return sha256_path(*model_path, model_hash);
 }
 
 int eval_run(const EvalOptions *o, bool print_summary) {
     Resolver *resolver = resolver_new(o->data_dir);
-    QuantSpec *specs = xcalloc((size_t)(o->n_specs + 1), sizeof(QuantSpec));
+    QuantRecipe *specs = xcalloc((size_t)(o->n_specs + 1), sizeof(QuantRecipe));
     LoadedProbe *probes = xcalloc((size_t)(o->n_probes + 1), sizeof(LoadedProbe));
     char *model_path = NULL, model_hash[65] = "";
     char *items_path = path_join(o->out_dir, "items.jsonl");
@@ -367,8 +422,13 @@ int eval_run(const EvalOptions *o, bool print_summary) {
         rc = lock >= 0 ? 0 : -1;
     }
     if (rc == 0) {
-        fingerprint = make_fingerprint(o, model_path, model_hash, specs, probes, resolver);
-        rc = results_check_fingerprint(o->out_dir, fingerprint);
+        cJSON *calibration = NULL;
+        rc = calibration_fingerprint(o, specs, resolver, &calibration);
+        if (rc == 0) {
+            fingerprint = make_fingerprint(o, model_path, model_hash, specs, probes, resolver,
+                                           calibration);
+            rc = results_check_fingerprint(o->out_dir, fingerprint);
+        }
     }
     bool dropped = false;
     if (rc == 0) {
@@ -389,13 +449,15 @@ int eval_run(const EvalOptions *o, bool print_summary) {
             continue;
         }
         if (!base) {
-            base = model_load(model_path);
+            base = model_open(model_path);
             if (!base) {
                 rc = -1;
                 break;
             }
         }
-        Model *variant = model_make_variant(base, &specs[v]);
+        VariantOptions vo;
+        eval_variant_options(o, resolver, model_hash, &vo);
+        Model *variant = variant_build(base, &specs[v], &vo, NULL, NULL);
         if (!variant) {
             rc = -1;
             break;

@@ -80,10 +80,36 @@ double qformat_bits_per_weight(const QFormat *f, int rows, int cols) {
     return bytes * 8.0 / ((double)rows * (double)cols);
 }
 
+static size_t header_bytes(void) {
+    return round_up(sizeof(QMatrix), ALIGNMENT);
+}
+
+void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes) {
+    *data = (const unsigned char *)m + header_bytes();
+    *nbytes = m->nbytes - header_bytes();
+}
+
+QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *data,
+                              size_t nbytes) {
+    if (qformat_check(f) != NULL) {
+        return NULL;
+    }
+    QMatrix *m = qmatrix_new(rows, cols, f);
+    if (!m) {
+        return NULL;
+    }
+    if (m->nbytes - header_bytes() != nbytes) {
+        free(m);
+        return NULL;
+    }
+    memcpy((unsigned char *)m + header_bytes(), data, nbytes);
+    return m;
+}
+
 QMatrix *qmatrix_new(int rows, int cols, const QFormat *f) {
     KQuantMatrix v;
     describe(&v, rows, cols, f);
-    size_t header = round_up(sizeof(QMatrix), ALIGNMENT);
+    size_t header = header_bytes();
     size_t codes = round_up(code_bytes(&v), ALIGNMENT);
     size_t scales = round_up(group_count(&v) * (f->fp16_scales ? 2 : 4), ALIGNMENT);
     size_t zeros = f->symmetric ? 0 : round_up(group_count(&v), ALIGNMENT);

@@ -107,4 +107,14 @@ void qmatrix_quantize_row_rtn(QMatrix *m, int row, const float *w);
 // Dequantizes row `row` to out [cols]: (u - z) * s.
 void qmatrix_dequantize_row(const QMatrix *m, int row, float *out);
 
+// Returns the bytes after the header (codes, scales, zero points, each 64-byte aligned), which
+// with rows, cols and the format describe the matrix completely; files store them as they are.
+void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes);
+
+// Makes a matrix of a format from a payload that qmatrix_payload returned. Returns NULL when
+// nbytes differs from the size the format implies (a different format or layout wrote it) or the
+// allocation fails. The caller frees it with free().
+QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *data,
+                              size_t nbytes);
+
 #endif

@@ -198,3 +198,33 @@ TEST(gguf_k_quants_match_dequantized_reference) {
     check_file("reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny-Q6_K.gguf",
                "reference/tiny-models/qwen2-kquant-tiny/q6_k-dequant-f32", 1e-4);
 }
+
+static void check_folder(const char *folder_rel, const char *ref_dir, double tol) {
+    Model *m = model_load_hf(test_shared_path(folder_rel));
+    REQUIRE_MSG(m != NULL, "%s: %s", folder_rel, err_msg());
+    check_against_reference(m, ref_dir, tol);
+    model_free(m);
+}
+
+// The same weights in Hugging Face layout: rotate_half RoPE on unpermuted q/k rows, Llama 3.1 rope
+// scaling computed from config.json, F16 embeddings; qwen2 with biases and tied embeddings.
+TEST(arch_llama3_hf_folder_matches_llamacpp) {
+    check_folder("reference/tiny-models/llama3-tiny/hf", "reference/tiny-models/llama3-tiny/f32",
+                 1e-4);
+}
+
+TEST(arch_qwen2_hf_folder_matches_llamacpp) {
+    check_folder("reference/tiny-models/qwen2-tiny/hf", "reference/tiny-models/qwen2-tiny/f32",
+                 1e-4);
+}
+
+// Folders qbias cannot run give errors that name what is unsupported.
+TEST(hf_folder_errors_name_the_problem) {
+    CHECK(model_load_hf(test_shared_path("models/tiny-random-gpt2-fullvocab")) == NULL);
+    CHECK_MSG(strstr(err_msg(), "model_type 'gpt2'") && strstr(err_msg(), "convert_hf_to_gguf"),
+              "error: %s", err_msg());
+    CHECK(model_load_hf(test_shared_path("reference/bert-tiny")) == NULL);
+    CHECK_MSG(strstr(err_msg(), "'bert'") != NULL, "error: %s", err_msg());
+    CHECK(model_load_hf(test_shared_path("reference/chat-templates")) == NULL);
+    CHECK_MSG(strstr(err_msg(), "not a Hugging Face model folder") != NULL, "error: %s", err_msg());
+}

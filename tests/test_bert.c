@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../engine/bert.h"
+#include "../engine/tokenizer.h"
 #include "../engine/util.h"
 #include "test.h"
 
@@ -69,4 +70,37 @@ TEST(bert_rejects_bad_input) {
     // A decoder model folder is not a BERT classifier.
     CHECK(bert_load(test_shared_path("reference/tiny-models/qwen2-tiny/hf")) == NULL);
     CHECK(strstr(err_msg(), "model_type") != NULL);
+}
+
+// From text: WordPiece ids (vocab.txt) and the logits of the reference, including the case
+// truncated to 512 tokens.
+TEST(bert_classifies_text_like_reference) {
+    const char *folder = test_shared_path("reference/bert-tiny");
+    BertClassifier *b = bert_load(folder);
+    REQUIRE_MSG(b != NULL, "%s", err_msg());
+    Tokenizer *tok = tokenizer_load_hf(folder);
+    REQUIRE_MSG(tok != NULL, "%s", err_msg());
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(test_shared_path("reference/bert-tiny/cases.jsonl"), &text, &len));
+    int n_cases = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *c = cJSON_Parse(line);
+        REQUIRE(c != NULL);
+        float logits[6], scores[6];
+        REQUIRE_OK(bert_classify_text(b, tok, cJSON_GetObjectItem(c, "text")->valuestring, logits,
+                                      scores));
+        const cJSON *expected = cJSON_GetObjectItem(c, "logits_f64");
+        for (int i = 0; i < 6; i++) {
+            CHECK_MSG(fabs(logits[i] - cJSON_GetArrayItem(expected, i)->valuedouble) <= 1e-5,
+                      "case %s label %d: %.7g vs %.7g", cJSON_GetObjectItem(c, "name")->valuestring,
+                      i, logits[i], cJSON_GetArrayItem(expected, i)->valuedouble);
+        }
+        cJSON_Delete(c);
+        n_cases++;
+    }
+    CHECK_EQ_INT(n_cases, 10);
+    free(text);
+    tokenizer_free(tok);
+    bert_free(b);
 }

@@ -491,3 +491,96 @@ TEST(chat_template_command_renders_prefill) {
     free(template_text);
     cJSON_Delete(all);
 }
+
+// `qbias eval` runs on every fixture architecture, in GGUF and Hugging Face layouts, including a
+// packed quantized variant.
+TEST(eval_runs_every_architecture) {
+    const char *models[] = {
+        "reference/tiny-models/llama2-tiny/llama2-tiny.gguf",
+        "reference/tiny-models/llama3-tiny/llama3-tiny.gguf",
+        "reference/tiny-models/qwen2-tiny/qwen2-tiny.gguf",
+        "reference/tiny-models/phi3-tiny/phi3-tiny.gguf",
+        "reference/tiny-models/gemma2-tiny/gemma2-tiny.gguf",
+        "reference/tiny-models/gpt2-tiny/gpt2-tiny.gguf",
+        "reference/tiny-models/qwen2-tiny/qwen2-tiny-Q4_0.gguf",
+        "reference/tiny-models/qwen2-kquant-tiny/qwen2-kquant-tiny-Q4_K_M.gguf",
+        "reference/tiny-models/llama3-tiny/hf",
+        "reference/tiny-models/qwen2-tiny/hf",
+    };
+    const char *dir = test_tmp_dir();
+    for (size_t i = 0; i < ARRAY_LEN(models); i++) {
+        char *out_dir = xasprintf("%s/run%zu", dir, i);
+        char *command = xasprintf("%s eval --model '%s' --quant fp32,rtn:w4g32 --probes "
+                                  "crows_pairs,stereoset --limit 3 --quiet --out '%s'",
+                                  qbias_bin(), test_shared_path(models[i]), out_dir);
+        char *err = NULL;
+        int status = run(dir, command, NULL, &err);
+        CHECK_MSG(status == 0, "%s: eval failed: %s", models[i], err);
+        char *summary = path_join(out_dir, "summary.json");
+        CHECK_MSG(status != 0 || file_exists(summary), "%s: no summary", models[i]);
+        free(summary);
+        free(err);
+        free(command);
+        free(out_dir);
+    }
+}
+
+// `qbias quantize` writes a calibrated variant that `qbias eval` scores exactly as the variant
+// quantized on the fly, whose calibration settings enter the run fingerprint.
+TEST(quantize_then_eval_matches_on_the_fly) {
+    const char *dir = test_tmp_dir();
+    const char *calib = "--calib-samples 8 --calib-seqlen 128";
+    char *saved = path_join(dir, "gptq.gguf");
+    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' %s quantize --model stories260K "
+                              "--quant gptq:w4g32 %s --out '%s'",
+                              dir, qbias_bin(), calib, saved);
+    char *err = NULL;
+    REQUIRE_MSG(run(dir, command, NULL, &err) == 0, "%s", err);
+    free(err);
+    free(command);
+
+    char *a = path_join(dir, "a"), *b = path_join(dir, "b");
+    char *extra = xasprintf("--quant gptq:w4g32 --probes stereoset --limit 20 %s --no-cache",
+                            calib);
+    err = NULL;
+    REQUIRE_MSG(run_eval(dir, a, extra, &err) == 0, "%s", err);
+    free(err);
+    command = xasprintf("%s eval --model '%s' --quiet --out '%s' --quant gptq:w4g32 --probes "
+                        "stereoset --limit 20",
+                        qbias_bin(), saved, b);
+    err = NULL;
+    REQUIRE_MSG(run(dir, command, NULL, &err) == 0, "%s", err);
+    free(err);
+    free(command);
+
+    char *pa = path_join(a, "items.jsonl"), *pb = path_join(b, "items.jsonl");
+    char *ia = read_text(pa), *ib = read_text(pb);
+    CHECK_MSG(strcmp(ia, ib) == 0, "the saved variant scores differently from the one quantized "
+                                   "on the fly");
+    char *run_a = path_join(a, "run.json");
+    cJSON *fp = read_json(run_a);
+    const char *keys[] = {"calibration", "variants", "gptq:w4g32", "samples"};
+    const cJSON *samples = get_path(fp, keys, 4);
+    CHECK(cJSON_IsNumber(samples) && samples->valuedouble == 8);
+
+    // The saved file refuses to pose as full precision.
+    command = xasprintf("%s eval --model '%s' --quiet --out '%s/c' --quant fp32 --probes "
+                        "stereoset --limit 5",
+                        qbias_bin(), saved, dir);
+    err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 1);
+    CHECK_MSG(strstr(err, "holds the quantized variant gptq:w4g32"), "%s", err);
+    free(err);
+    free(command);
+
+    cJSON_Delete(fp);
+    free(run_a);
+    free(ia);
+    free(ib);
+    free(pa);
+    free(pb);
+    free(extra);
+    free(a);
+    free(b);
+    free(saved);
+}

@@ -385,11 +385,11 @@ TEST(manifests_match_shared_files) {
     Resolver *r = resolver_new(NULL);
     char *names = resolver_list(r, NULL);
     REQUIRE_MSG(names != NULL, "%s", err_msg());
-    CHECK_STR(names, "c4_validation, crows_pairs, redditbias, stereoset, stories260K");
+    CHECK_STR(names, "c4_validation, crows_pairs, redditbias, stereoset, stories260K, wikitext2");
 
     // Every file of every manifest resolves, so its size and SHA-256 match the shared copy.
     static const char *all[] = {"c4_validation", "crows_pairs", "redditbias", "stereoset",
-                                "stories260K"};
+                                "stories260K", "wikitext2"};
     int n_files = 0;
     for (size_t i = 0; i < ARRAY_LEN(all); i++) {
         const Manifest *m = resolver_manifest(r, all[i]);
@@ -402,7 +402,7 @@ TEST(manifests_match_shared_files) {
             n_files++;
         }
     }
-    CHECK_EQ_INT(n_files, 1 + 1 + 8 + 1 + 1);
+    CHECK_EQ_INT(n_files, 1 + 1 + 8 + 1 + 1 + 1);
     free(names);
     resolver_free(r);
 }
@@ -412,7 +412,7 @@ TEST(resolver_list_by_kind) {
     Resolver *r = resolver_new(NULL);
     char *datasets = resolver_list(r, "dataset");
     char *models = resolver_list(r, "model");
-    CHECK_STR(datasets, "c4_validation, crows_pairs, redditbias, stereoset");
+    CHECK_STR(datasets, "c4_validation, crows_pairs, redditbias, stereoset, wikitext2");
     CHECK_STR(models, "stories260K");
     free(datasets);
     free(models);
