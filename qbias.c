@@ -154,7 +154,7 @@ static int apply_threads(const char *value) {
 
 #define CALIB_USAGE                                                                              \
     "  --calib FILE          calibration text for gptq, awq and sq (.txt, or .jsonl with a\n"      \
-    "                        \"text\" field; default: the study's C4 validation subset)\n"        \
+    "                        \"text\" field; default: the C4 validation subset)\n"        \
     "  --calib-samples N     calibration samples (default: the study's, 128 or 512 by method)\n"  \
     "  --calib-seqlen N      tokens per sample (default: the study's, 2048 or 512 by method)\n"   \
     "  --calib-seed N        sampling seed (default 42, the study's)\n"                            \
