@@ -927,11 +927,9 @@ static int cmd_quantize(int argc, char **argv) {
     QuantReport report;
     int rc = 0;
     if (!base->file) {
-        // Checked before quantizing, which takes long for a large model.
-        rc = err_set("%s is a Hugging Face folder; qbias writes GGUF files only for models loaded "
-                     "from GGUF: convert it with llama.cpp's convert_hf_to_gguf.py first, or "
-                     "quantize it on the fly with qbias eval --quant",
-                     model_path);
+        log_info("%s is a Hugging Face folder: %s will hold the quantized blocks and load the "
+                 "rest from the folder, so keep the folder in place",
+                 model_path, out);
     }
     if (rc == 0) {
         rc = calib_variant_options(&calib_args, resolver, model_path, &recipe, 1, model_hash, &vo);

@@ -591,9 +591,9 @@ static int bind_tensors(Model *m) {
     return 0;
 }
 
-// A fake-quantized matrix of a saved a8 recipe is stored in fp32 with nothing to say that its
-// inputs are quantized; the recipe does, for every block linear. Packed matrices carry their own
-// activation bits.
+// A fake-quantized matrix of a saved a8 recipe is stored in fp32, which does not record that its
+// inputs are quantized. The recipe records it for every block linear. Packed matrices carry their
+// own activation bits.
 static int apply_recipe_activations(Model *m) {
     if (strcmp(m->variant, "fp32") == 0) {
         return 0;
@@ -618,6 +618,50 @@ static int apply_recipe_activations(Model *m) {
     return 0;
 }
 
+// Loads a saved variant of a Hugging Face model: the folder the file names supplies the
+// configuration, tokenizer, embeddings and output head, and the file replaces every block's
+// tensors. Takes ownership of f.
+// NOTE: the folder is found by its path alone. Replacing its weights by another checkpoint of the
+// same shapes goes unnoticed; the cache of calibrated variants is keyed by the folder's hash.
+static Model *load_hf_overlay(GGUFFile *f, const char *folder) {
+    Model *m = model_load_hf(folder);
+    if (!m) {
+        err_prefix("%s holds the quantized blocks of the Hugging Face model in %s, which cannot "
+                   "be loaded; restore the folder or quantize the model again",
+                   f->path, folder);
+        gguf_close(f);
+        return NULL;
+    }
+    free(m->path);
+    m->path = xstrdup(f->path);
+    char *recipe = NULL;
+    if (gguf_get_string(f, "qbias.quant.recipe", &recipe) == 1) {
+        free(m->variant);
+        m->variant = recipe;
+    }
+    m->overlay = f;
+
+    // bind_layer reads m->file; point it at the overlay while the blocks are rebound.
+    m->file = f;
+    int rc = 0;
+    for (int l = 0; l < m->config.n_layer && rc == 0; l++) {
+        Layer *layer = &m->layers[l];
+        Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
+                             &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
+        for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
+            free(weights[i]->owned);
+        }
+        memset(layer, 0, sizeof *layer);
+        rc = bind_layer(m, l);
+    }
+    m->file = NULL;
+    if (rc != 0 || apply_recipe_activations(m) < 0) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 Model *model_load(const char *path) {
     GGUFFile *f = gguf_open(path);
     if (!f) {
@@ -630,6 +674,13 @@ Model *model_load(const char *path) {
         gguf_close(f);
         return NULL;
     }
+    char *folder = NULL;
+    if (gguf_get_string(f, "qbias.source.hf_folder", &folder) == 1) {
+        Model *m = load_hf_overlay(f, folder);
+        free(folder);
+        return m;
+    }
+
     Model *m = xcalloc(1, sizeof *m);
     m->path = xstrdup(path);
     // A file written by model_save_gguf names its quantization; the variant id is that recipe.
@@ -683,6 +734,7 @@ void model_free(Model *m) {
     if (!m->base) {
         tokenizer_free(m->tokenizer);
         gguf_close(m->file);
+        gguf_close(m->overlay);
         safetensors_set_close(m->checkpoint);
         free(m->unsupported);
         for (int i = 0; i < m->n_owned_vectors; i++) {

@@ -121,6 +121,8 @@ typedef struct Model {
     float **owned_vectors;   // norm and bias vectors converted to fp32 (base model only)
     int n_owned_vectors;
     void *checkpoint;        // a Hugging Face model's SafeTensorsSet (base model only), or NULL
+    GGUFFile *overlay;       // a saved variant of a Hugging Face model: the file its block tensors
+                             // come from (base model only), or NULL
     char *unsupported;       // what the loader found but ignores (for `qbias info`), or NULL
     const struct Model *base; // NULL for a model loaded from a file; else the model it was made from
 } Model;
@@ -141,8 +143,9 @@ Model *model_load_hf(const char *folder);
 // Writes a model (a quantized variant included) as a GGUF file that model_load reads back: the
 // source file's metadata, the key qbias.quant.recipe = m->variant, each member of quant_metadata
 // (strings, numbers, bools; may be NULL) as qbias.quant.<name>, and every tensor as the model
-// holds it, packed matrices as GGML_TYPE_QBIAS_PACKED. The model must come from a GGUF file.
-// Written atomically. Returns 0, or -1 with an error.
+// holds it, packed matrices as GGML_TYPE_QBIAS_PACKED. A model from a Hugging Face folder is
+// written as its block tensors and the folder's path, which must stay in place for the file to
+// load. Written atomically. Returns 0, or -1 with an error.
 int model_save_gguf(const Model *m, const char *path, const struct cJSON *quant_metadata);
 
 // Loads a model from a GGUF file or a Hugging Face folder.

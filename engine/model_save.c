@@ -6,7 +6,10 @@
 // types: in their stored type (F32, F16, BF16, llama.cpp block types), as F32 for fake-quantized
 // ones, and as GGML_TYPE_QBIAS_PACKED for packed ones. Fused tensors of the source (phi3's and
 // gpt2's attn_qkv, phi3's gate/up) are written as separate q, k, v, gate and up tensors, which
-// model_load reads too.
+// model_load reads too. A model loaded from a Hugging Face folder is written as its blocks only,
+// with the folder's absolute path in qbias.source.hf_folder. model_load takes the rest from there.
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,23 +82,47 @@ static void add_layer(SaveContext *s, const Model *m, int l) {
 #undef NAME
 }
 
+// Returns the absolute path of the Hugging Face folder a model comes from (newly allocated), or
+// NULL with an error.
+static char *hf_folder_of(const Model *root) {
+    if (root->overlay) {
+        char *folder = NULL;
+        if (gguf_get_string(root->overlay, "qbias.source.hf_folder", &folder) == 1) {
+            return folder;
+        }
+        err_set("%s: the key qbias.source.hf_folder is missing", root->overlay->path);
+        return NULL;
+    }
+    char *absolute = realpath(root->path, NULL);
+    if (!absolute) {
+        err_set("cannot resolve the path of %s: %s", root->path, strerror(errno));
+    }
+    return absolute;
+}
+
 int model_save_gguf(const Model *m, const char *path, const cJSON *quant_metadata) {
     const Model *root = m->base ? m->base : m;
     const GGUFFile *source = root->file;
-    if (!source) {
-        return err_set("%s was loaded from a Hugging Face folder; qbias writes GGUF files only for "
-                       "models loaded from GGUF, so convert it first with llama.cpp's "
-                       "convert_hf_to_gguf.py",
-                       root->path);
-    }
-
     SaveContext s = {.w = gguf_writer_new()};
-    for (uint64_t i = 0; i < source->n_kv; i++) {
-        const char *key = source->kv[i].key;
-        // The writer chooses its own alignment; qbias keys of a re-saved file are replaced.
-        if (strcmp(key, "general.alignment") != 0 && strncmp(key, "qbias.", 6) != 0) {
-            gguf_writer_copy_key(s.w, source, key);
+    char *hf_folder = NULL;
+    if (source) {
+        for (uint64_t i = 0; i < source->n_kv; i++) {
+            const char *key = source->kv[i].key;
+            // The writer chooses its own alignment; qbias keys of a re-saved file are replaced.
+            if (strcmp(key, "general.alignment") != 0 && strncmp(key, "qbias.", 6) != 0) {
+                gguf_writer_copy_key(s.w, source, key);
+            }
         }
+    } else {
+        // A Hugging Face model has no GGUF metadata to copy (its tokenizer in GGUF form would need
+        // llama.cpp's converter), so the file keeps the blocks and names the folder for the rest.
+        hf_folder = hf_folder_of(root);
+        if (!hf_folder) {
+            gguf_writer_free(s.w);
+            return -1;
+        }
+        gguf_writer_set_string(s.w, "general.architecture", m->config.arch_name);
+        gguf_writer_set_string(s.w, "qbias.source.hf_folder", hf_folder);
     }
     gguf_writer_set_string(s.w, "qbias.version", QBIAS_VERSION);
     gguf_writer_set_string(s.w, "qbias.quant.recipe", m->variant);
@@ -113,6 +140,16 @@ int model_save_gguf(const Model *m, const char *path, const cJSON *quant_metadat
     }
 
     const ModelConfig *c = &m->config;
+    for (int l = 0; l < c->n_layer; l++) {
+        add_layer(&s, m, l);
+    }
+    if (hf_folder) {
+        int rc = gguf_writer_write(s.w, path);
+        gguf_writer_free(s.w);
+        free(hf_folder);
+        return rc;
+    }
+
     add_weight(&s, xstrdup("token_embd.weight"), &m->token_embd);
     if (!c->tied_output) {
         add_weight(&s, xstrdup("output.weight"), &m->output);
@@ -123,9 +160,6 @@ int model_save_gguf(const Model *m, const char *path, const cJSON *quant_metadat
     add_vector(&s, xstrdup("output_norm.weight"), m->output_norm, c->n_embd);
     add_vector(&s, xstrdup("output_norm.bias"), m->output_norm_b, c->n_embd);
     add_vector(&s, xstrdup("rope_freqs.weight"), m->rope_freq_factors, c->rope_dim / 2);
-    for (int l = 0; l < c->n_layer; l++) {
-        add_layer(&s, m, l);
-    }
 
     int rc = gguf_writer_write(s.w, path);
     gguf_writer_free(s.w);

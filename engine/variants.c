@@ -137,10 +137,8 @@ Model *variant_build(const Model *base, const QuantRecipe *recipe, const Variant
         return NULL;
     }
 
-    // NOTE: variants of Hugging Face folders are not cached: model_save_gguf writes GGUF files
-    // only for models loaded from GGUF, whose metadata (tokenizer included) it copies.
     char *cache_path = NULL;
-    if (o->cache_dir && o->model_hash && base->file) {
+    if (o->cache_dir && o->model_hash) {
         char key[65];
         cache_key(recipe, o, calib, key);
         char *dir = path_join(o->cache_dir, "quantized");

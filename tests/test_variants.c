@@ -330,3 +330,93 @@ TEST(variant_save_round_trips_every_architecture) {
         model_free(base);
     }
 }
+
+// A variant of a Hugging Face folder is saved as its blocks plus the folder's path, and loads back
+// with the same scores.
+TEST(variant_save_round_trips_hf_folders) {
+    const char *folders[] = {"reference/tiny-models/llama3-tiny/hf",
+                             "reference/tiny-models/qwen2-tiny/hf"};
+    for (size_t i = 0; i < ARRAY_LEN(folders); i++) {
+        char *folder = xstrdup(test_shared_path(folders[i]));
+        Model *base = model_open(folder);
+        REQUIRE_MSG(base != NULL, "%s: %s", folders[i], err_msg());
+        const char *recipes[] = {"fp32", "rtn:w8c", "gptq:w4c"};
+        for (size_t r = 0; r < ARRAY_LEN(recipes); r++) {
+            QuantRecipe recipe = qtest_recipe(recipes[r]);
+            CalibrationSet *calib = recipe.algo == QUANT_ALGO_GPTQ
+                                        ? small_calibration(base, recipe.algo)
+                                        : NULL;
+            Model *v = model_make_quantized(base, &recipe, calib, NULL);
+            REQUIRE_MSG(v != NULL, "%s %s: %s", folders[i], recipes[r], err_msg());
+            check_round_trip(v, &recipe, calib);
+            model_free(v);
+            calib_set_free(calib);
+        }
+
+        // The file names the folder and contains no embeddings.
+        QuantRecipe recipe = qtest_recipe("rtn:w8c");
+        Model *v = model_make_quantized(base, &recipe, NULL, NULL);
+        REQUIRE(v != NULL);
+        char *path = xasprintf("%s/hf-variant.gguf", test_tmp_dir());
+        REQUIRE_OK(model_save_gguf(v, path, NULL));
+        GGUFFile *f = gguf_open(path);
+        REQUIRE_MSG(f != NULL, "%s", err_msg());
+        char *stored = NULL;
+        REQUIRE(gguf_get_string(f, "qbias.source.hf_folder", &stored) == 1);
+        char *absolute = realpath(folder, NULL);
+        REQUIRE(absolute != NULL);
+        CHECK_MSG(strcmp(stored, absolute) == 0, "%s vs %s", stored, absolute);
+        CHECK(gguf_find_tensor(f, "token_embd.weight") == NULL);
+        free(stored);
+        free(absolute);
+        gguf_close(f);
+
+        // Saving the loaded file again keeps the folder it came from.
+        Model *loaded = model_load(path);
+        REQUIRE_MSG(loaded != NULL, "%s", err_msg());
+        char *again = xasprintf("%s/hf-variant-again.gguf", test_tmp_dir());
+        REQUIRE_OK(model_save_gguf(loaded, again, NULL));
+        Model *reloaded = model_load(again);
+        REQUIRE_MSG(reloaded != NULL, "%s", err_msg());
+        double a[N_SENTENCES], b[N_SENTENCES];
+        score(loaded, a);
+        score(reloaded, b);
+        CHECK(a[0] == b[0]);
+        model_free(reloaded);
+        model_free(loaded);
+        free(again);
+        free(path);
+        model_free(v);
+        model_free(base);
+        free(folder);
+    }
+}
+
+// A saved Hugging Face variant whose folder is gone is an error naming both.
+TEST(variant_load_reports_missing_hf_folder) {
+    const char *dir = test_tmp_dir();
+    char *copy = xasprintf("%s/llama3-tiny", dir);
+    char *command = xasprintf("cp -r '%s' '%s'",
+                              test_shared_path("reference/tiny-models/llama3-tiny/hf"), copy);
+    REQUIRE(system(command) == 0);
+    Model *base = model_open(copy);
+    REQUIRE_MSG(base != NULL, "%s", err_msg());
+    QuantRecipe recipe = qtest_recipe("rtn:w8c");
+    Model *v = model_make_quantized(base, &recipe, NULL, NULL);
+    REQUIRE(v != NULL);
+    char *path = xasprintf("%s/variant.gguf", dir);
+    REQUIRE_OK(model_save_gguf(v, path, NULL));
+    model_free(v);
+    model_free(base);
+
+    char *remove = xasprintf("rm -r '%s'", copy);
+    REQUIRE(system(remove) == 0);
+    CHECK(model_load(path) == NULL);
+    CHECK_MSG(strstr(err_msg(), "variant.gguf") && strstr(err_msg(), "llama3-tiny") &&
+                  strstr(err_msg(), "restore the folder"),
+              "%s", err_msg());
+    free(remove);
+    free(path);
+    free(command);
+    free(copy);
+}
