@@ -957,6 +957,15 @@ static int cmd_quantize(int argc, char **argv) {
 }
 
 // ----------------------------------------------------------------------------
+// qbias bench
+
+// bench_main parses argv from index 1, as a main() does; the dispatcher passes the arguments after
+// the command name, so step back one to include "bench" as argv[0].
+static int cmd_bench(int argc, char **argv) {
+    return bench_main(argc + 1, argv - 1);
+}
+
+// ----------------------------------------------------------------------------
 // Help and dispatch
 
 typedef struct {
@@ -1016,7 +1025,7 @@ static const Command commands[] = {
      "usage: qbias tokenize MODEL TEXT [--no-special] [--parse-special]\n"
      "\n  --no-special      do not add BOS/EOS\n"
      "  --parse-special   match special-token texts such as <s> in TEXT\n"},
-    {"bench", bench_main, "measure the machine and the kernels; time random models of real shapes",
+    {"bench", cmd_bench, "measure the machine and the kernels; time random models of real shapes",
      "usage: qbias bench [options]; run 'qbias bench --help' for the options\n"},
     {"chat-template", cmd_chat_template, "render a conversation with the model's chat template",
      "usage: qbias chat-template MODEL --messages FILE.json [--add-generation-prompt]\n"

@@ -584,3 +584,23 @@ TEST(quantize_then_eval_matches_on_the_fly) {
     free(b);
     free(saved);
 }
+
+// `qbias bench` reads its first option too (it once skipped it): --help prints the usage and an
+// unknown first option is an error.
+TEST(bench_command_reads_first_option) {
+    const char *dir = test_tmp_dir();
+    char *command = xasprintf("%s bench --help", qbias_bin());
+    char *out = NULL, *err = NULL;
+    CHECK(run(dir, command, &out, &err) == 0);
+    CHECK_MSG(strstr(out, "usage: qbias bench") != NULL, "%s", out);
+    free(out);
+    free(err);
+    free(command);
+
+    command = xasprintf("%s bench --bogus", qbias_bin());
+    err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "--bogus") != NULL, "%s", err);
+    free(err);
+    free(command);
+}
