@@ -199,6 +199,36 @@ static int window_start(const ModelConfig *c, int layer, int pos) {
 // Causal attention of one query head of one token over positions first..pos of its sequence in
 // the cache. q: [n_head * head_dim]; out: [n_head * head_dim] (only head h is written); scores:
 // scratch of pos + 1 floats.
+// Dot product of two head vectors in 16 independent lanes (element i goes to lane i % 16), then
+// the lanes summed in a fixed order. `omp simd` vectorizes the lanes without reordering any
+// addition, which a single running sum would forbid, so the result depends only on the inputs.
+static float head_dot(const float *a, const float *b, int n) {
+    enum { LANES = 16 };
+    float lanes[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES) {
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) {
+            lanes[l] += a[i + l] * b[i + l];
+        }
+    }
+    for (int l = 0; i + l < n; l++) {
+        lanes[l] += a[i + l] * b[i + l];
+    }
+    // Pairwise: lane l + 8 into l, then l + 4, l + 2 and l + 1.
+#pragma omp simd
+    for (int l = 0; l < 8; l++) {
+        lanes[l] += lanes[l + 8];
+    }
+#pragma omp simd
+    for (int l = 0; l < 4; l++) {
+        lanes[l] += lanes[l + 4];
+    }
+    lanes[0] += lanes[2];
+    lanes[1] += lanes[3];
+    return lanes[0] + lanes[1];
+}
+
 static void attend_head(const Model *m, const KVCache *kv, int layer, int seq, int pos, int h,
                         const float *q, float *out, float *scores) {
     const ModelConfig *c = &m->config;
@@ -210,11 +240,7 @@ static void attend_head(const Model *m, const KVCache *kv, int layer, int seq, i
     float max_score = -INFINITY;
     for (int j = first; j <= pos; j++) {
         const float *kj = cache_row(kv, kv->k, layer, seq, j) + (size_t)kv_head * c->head_dim;
-        float dot = 0.0f;
-        for (int d = 0; d < c->head_dim; d++) {
-            dot += qh[d] * kj[d];
-        }
-        scores[j] = dot * c->attn_scale;
+        scores[j] = head_dot(qh, kj, c->head_dim) * c->attn_scale;
         if (c->attn_softcap > 0) {
             scores[j] = c->attn_softcap * tanhf(scores[j] / c->attn_softcap);
         }
@@ -235,6 +261,8 @@ static void attend_head(const Model *m, const KVCache *kv, int layer, int seq, i
     for (int j = first; j <= pos; j++) {
         const float *vj = cache_row(kv, kv->v, layer, seq, j) + (size_t)kv_head * c->head_dim;
         float weight = scores[j] * inv_sum;
+        // Each output element has its own sum, so vectorizing changes no result.
+#pragma omp simd
         for (int d = 0; d < c->head_dim; d++) {
             oh[d] += weight * vj[d];
         }
