@@ -196,9 +196,6 @@ static int window_start(const ModelConfig *c, int layer, int pos) {
     return first > 0 ? first : 0;
 }
 
-// Causal attention of one query head of one token over positions first..pos of its sequence in
-// the cache. q: [n_head * head_dim]; out: [n_head * head_dim] (only head h is written); scores:
-// scratch of pos + 1 floats.
 // Dot product of two head vectors in 16 independent lanes (element i goes to lane i % 16), then
 // the lanes summed in a fixed order. `omp simd` vectorizes the lanes without reordering any
 // addition, which a single running sum would forbid, so the result depends only on the inputs.
@@ -229,6 +226,9 @@ static float head_dot(const float *a, const float *b, int n) {
     return lanes[0] + lanes[1];
 }
 
+// Causal attention of one query head of one token over positions first..pos of its sequence in
+// the cache. q: [n_head * head_dim]; out: [n_head * head_dim] (only head h is written); scores:
+// scratch of pos + 1 floats.
 static void attend_head(const Model *m, const KVCache *kv, int layer, int seq, int pos, int h,
                         const float *q, float *out, float *scores) {
     const ModelConfig *c = &m->config;
