@@ -1,0 +1,126 @@
+// test_attack_quantize.c: regression tests for bad inputs to the quantize, ppl and calibration
+// paths: damaged or edited saved variants, bad calibration files and sizes, and bad --out paths.
+// Each test reproduces a case that was accepted silently, crashed or failed late before its fix.
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/quantize.h"
+#include "../engine/util.h"
+#include "../engine/variants.h"
+#include "quant_helpers.h"
+#include "test.h"
+
+// Makes the rtn variant `recipe` of stories260K; the caller frees it before `base`.
+static Model *make_rtn_variant(const Model *base, const char *recipe) {
+    QuantRecipe r = qtest_recipe(recipe);
+    Model *v = model_make_quantized(base, &r, NULL, NULL);
+    REQUIRE_MSG(v != NULL, "%s: %s", recipe, err_msg());
+    return v;
+}
+
+static char *save_variant(const Model *variant, const char *name) {
+    char *path = path_join(test_tmp_dir(), name);
+    REQUIRE_MSG(model_save_gguf(variant, path, NULL) == 0, "%s", err_msg());
+    return path;
+}
+
+// Overwrites element `index` of the int32[8] key qbias.packed.<tensor> in a saved file, as a bit
+// flip or a hand edit would. The key's value follows its name: type 9 (array), element type 5
+// (int32) and the count 8, then the values.
+static void patch_packed_key(const char *path, const char *tensor, int index, int32_t value) {
+    char *data = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(path, &data, &len));
+    char *key = xasprintf("qbias.packed.%s", tensor);
+    size_t key_len = strlen(key);
+    char *at = memmem(data, len, key, key_len);
+    REQUIRE_MSG(at != NULL, "%s has no key %s", path, key);
+    size_t values = (size_t)(at - data) + key_len + 4 + 4 + 8;
+    REQUIRE(values + 8 * sizeof(int32_t) <= len);
+    memcpy(data + values + (size_t)index * sizeof(int32_t), &value, sizeof value);
+    REQUIRE_OK(file_write_atomic(path, data, len));
+    free(key);
+    free(data);
+}
+
+// Loads `path`, which must fail with an error that contains each of `needles` (NULL-terminated).
+static void check_load_rejected(const char *path, const char *const *needles,
+                                const char *case_name) {
+    Model *m = model_load(path);
+    CHECK_MSG(m == NULL, "%s: the damaged file loaded as %s", case_name, m ? m->variant : "");
+    model_free(m);
+    for (int i = 0; m == NULL && needles[i]; i++) {
+        CHECK_MSG(strstr(err_msg(), needles[i]) != NULL, "%s: error '%s' lacks '%s'", case_name,
+                  err_msg(), needles[i]);
+    }
+}
+
+// Flags other than 0 or 1 would read as true, and activation bits other than the layout's would
+// go unnoticed.
+TEST(saved_packed_key_rejects_invalid_flags) {
+    Model *base = qtest_load_stories();
+    Model *v = make_rtn_variant(base, "rtn:w4g128");
+    struct {
+        int index;
+        int32_t value;
+    } cases[] = {{4, 2}, {5, -1}, {6, 7}, {7, 3}, {7, 8}};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *path = save_variant(v, "flags.gguf");
+        patch_packed_key(path, "blk.0.attn_q.weight", cases[i].index, cases[i].value);
+        const char *needles[] = {path, "blk.0.attn_q.weight", "quantize the model again", NULL};
+        char *case_name = xasprintf("element %d = %d", cases[i].index, cases[i].value);
+        check_load_rejected(path, needles, case_name);
+        free(case_name);
+        free(path);
+    }
+    model_free(v);
+    model_free(base);
+}
+
+// Setting the int8-layout flag of a 64-row matrix keeps its byte count, so only the recipe check
+// stops its codes from being read in the wrong layout.
+TEST(saved_packed_key_must_match_recipe) {
+    Model *base = qtest_load_stories();
+    Model *v = make_rtn_variant(base, "rtn:w4g128");
+    struct {
+        int index;
+        int32_t value;
+        const char *field;
+    } cases[] = {{6, 1, "int8"}, {2, 2, "code bits"}, {3, 64, "group"}};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *path = save_variant(v, "mismatch.gguf");
+        if (cases[i].index == 6) {
+            // Both activation fields change together, so only the recipe can tell.
+            patch_packed_key(path, "blk.0.attn_q.weight", 7, 8);
+        }
+        patch_packed_key(path, "blk.0.attn_q.weight", cases[i].index, cases[i].value);
+        const char *needles[] = {path, "blk.0.attn_q.weight", "rtn:w4g128", cases[i].field, NULL};
+        check_load_rejected(path, needles, cases[i].field);
+        free(path);
+    }
+    model_free(v);
+    model_free(base);
+}
+
+// A recipe key that disagrees with how the matrices are stored (edited by hand, or damaged into
+// another valid recipe) mislabels every score made with the file.
+TEST(saved_recipe_must_match_storage) {
+    Model *base = qtest_load_stories();
+    struct {
+        const char *made, *claimed;
+    } cases[] = {{"rtn:w4g128", "fp32"},        {"rtn:w4g128", "rtn:w8g128"},
+                 {"rtn:w4g128", "rtn:w4g128-fake"}, {"fp32", "rtn:w4g128"},
+                 {"rtn:w8ca8", "rtn:w8c"},      {"rtn:w4g128-fake", "rtn:w4g128"}};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        Model *v = make_rtn_variant(base, cases[i].made);
+        free(v->variant);
+        v->variant = xstrdup(cases[i].claimed);
+        char *path = save_variant(v, "relabelled.gguf");
+        const char *needles[] = {path, cases[i].claimed, "qbias.quant.recipe", NULL};
+        check_load_rejected(path, needles, cases[i].made);
+        free(path);
+        model_free(v);
+    }
+    model_free(base);
+}
