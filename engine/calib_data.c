@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unicode.h"
 #include "util.h"
 
 // The default calibration text: manifest name and file.
@@ -161,6 +162,30 @@ static int read_documents(const char *path, const char *data, size_t len, Docume
     return 0;
 }
 
+// Rejects a file that is not UTF-8 text: a NUL byte marks a binary file (and would cut a line short
+// where the documents are split), and invalid UTF-8 would reach the tokenizer as replacement
+// characters or single bytes.
+static int check_text_bytes(const char *path, const char *data, size_t len) {
+    long line_no = 1;
+    size_t pos = 0;
+    while (pos < len) {
+        if (data[pos] == '\0') {
+            return err_set("%s:%ld: contains a NUL byte (byte offset %zu), so it is a binary file, "
+                           "not text; give a UTF-8 text file, or JSON Lines with a \"text\" field",
+                           path, line_no, pos);
+        }
+        size_t n = 1;
+        if (utf8_decode(data + pos, len - pos, &n) < 0) {
+            return err_set("%s:%ld: invalid UTF-8 at byte offset %zu; calibration text must be "
+                           "UTF-8, so convert the file (for example with iconv -t UTF-8)",
+                           path, line_no, pos);
+        }
+        line_no += data[pos] == '\n';
+        pos += n;
+    }
+    return 0;
+}
+
 // Rejects the evaluation text, by content hash or by its canonical file name.
 static int check_not_evaluation_text(const char *path, const char *sha256) {
     const char *slash = strrchr(path, '/');
@@ -253,6 +278,19 @@ static void strip(const char *s, size_t n, size_t *begin, size_t *end) {
     *end = z;
 }
 
+// Rejects documents that are all whitespace: they would calibrate on BOS and newline tokens only.
+static int check_has_text(const char *path, const Documents *docs) {
+    for (int i = 0; i < docs->n; i++) {
+        size_t begin, end;
+        strip(docs->texts[i], strlen(docs->texts[i]), &begin, &end);
+        if (begin < end) {
+            return 0;
+        }
+    }
+    return err_set("%s: the calibration file contains no text, only %d blank document(s)", path,
+                   docs->n);
+}
+
 static int sample_packed(const Tokenizer *tok, const Documents *docs, const CalibOptions *o,
                          int seq_len, SampleBuilder *b) {
     int *order = shuffled_order(docs->n, o->seed);
@@ -284,7 +322,9 @@ static int sample_packed(const Tokenizer *tok, const Documents *docs, const Cali
                  o->n_samples, seq_len);
     }
     if (all.n == 0) {
-        return err_set("no calibration document encodes to 1..%d tokens", seq_len);
+        return err_set("no calibration document encodes to 1..%d tokens, the most a packed sample "
+                       "takes from one document; raise the sequence length (--calib-seqlen)",
+                       seq_len);
     }
     int n_split = all.n / seq_len;
     if (n_split == 0) {
@@ -373,17 +413,31 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
         return NULL;
     }
 
+    if (dir_exists(path)) {
+        err_set("%s is a folder; give a calibration text file (.txt, or .jsonl with a \"text\" "
+                "field)",
+                path);
+        free(path);
+        return NULL;
+    }
+
     char sha256[65];
     char *data = NULL;
     size_t len = 0;
     Documents docs = {0};
     if (sha256_file(path, sha256) != 0 || check_not_evaluation_text(path, sha256) != 0 ||
-        file_read_all(path, &data, &len) != 0 || read_documents(path, data, len, &docs) != 0) {
+        file_read_all(path, &data, &len) != 0 || check_text_bytes(path, data, len) != 0 ||
+        read_documents(path, data, len, &docs) != 0) {
         free(data);
         free(path);
         return NULL;
     }
     free(data);
+    if (check_has_text(path, &docs) != 0) {
+        documents_free(&docs);
+        free(path);
+        return NULL;
+    }
 
     SampleBuilder b = {0};
     int rc;

@@ -124,3 +124,55 @@ TEST(saved_recipe_must_match_storage) {
     }
     model_free(base);
 }
+
+// Loads `path` as calibration text for stories260K with packed sampling, which must fail with an
+// error that names the file and contains `needle`.
+static void check_calibration_rejected(const Model *m, const char *path, const char *needle) {
+    CalibOptions options;
+    calib_options_default(QUANT_ALGO_AWQ, &options);
+    options.path = path;
+    options.n_samples = 4;
+    options.seq_len = 64;
+    CalibrationSet *set = calib_set_load(m->tokenizer, m->config.n_ctx_train, NULL, &options);
+    CHECK_MSG(set == NULL, "%s was accepted as calibration text (%d samples)", path,
+              set ? set->n_samples : 0);
+    calib_set_free(set);
+    if (!set) {
+        CHECK_MSG(strstr(err_msg(), path) != NULL, "error '%s' does not name %s", err_msg(), path);
+        CHECK_MSG(strstr(err_msg(), needle) != NULL, "%s: error '%s' lacks '%s'", path, err_msg(),
+                  needle);
+    }
+}
+
+static char *write_tmp_file(const char *name, const char *data, size_t len) {
+    char *path = path_join(test_tmp_dir(), name);
+    REQUIRE_OK(file_write_atomic(path, data, len));
+    return path;
+}
+
+// A binary file would give a few tokens from the text before each NUL byte, and a text of only
+// blank lines samples of BOS and newline tokens, so both are rejected before sampling.
+TEST(calibration_rejects_binary_and_blank_text) {
+    Model *m = qtest_load_stories();
+    static const char nul[] = "Once upon a time\0\x7f" "ELF\x02\x01\nthere was a cat.\n";
+    static const char latin1[] = "Once upon a time there was a caf\xe9.\n";
+    static const char blank[] = "\n   \n\t\r\n\n";
+    static const char blank_jsonl[] = "{\"text\": \"\"}\n{\"text\": \" \\n\\t \"}\n";
+    struct {
+        const char *name, *data;
+        size_t len;
+        const char *needle;
+    } cases[] = {
+        {"binary.txt", nul, sizeof nul - 1, "NUL byte"},
+        {"latin1.txt", latin1, sizeof latin1 - 1, "invalid UTF-8"},
+        {"blank.txt", blank, sizeof blank - 1, "no text"},
+        {"blank.jsonl", blank_jsonl, sizeof blank_jsonl - 1, "no text"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *path = write_tmp_file(cases[i].name, cases[i].data, cases[i].len);
+        check_calibration_rejected(m, path, cases[i].needle);
+        free(path);
+    }
+    check_calibration_rejected(m, test_tmp_dir(), "is a folder");
+    model_free(m);
+}
