@@ -2,6 +2,7 @@
 #include "calib_data.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -406,6 +407,15 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
         log_warn("calibration sequence length %d exceeds the model's context of %d; using %d",
                  seq_len, max_seq_len, max_seq_len);
         seq_len = max_seq_len;
+    }
+    // A set indexes its tokens with int offsets.
+    int64_t max_tokens = (int64_t)options->n_samples * seq_len;
+    if (max_tokens > INT_MAX) {
+        err_set("%d calibration samples of %d tokens are %lld tokens, more than the %d a "
+                "calibration set holds; lower the sample count (--calib-samples) or the sequence "
+                "length (--calib-seqlen)",
+                options->n_samples, seq_len, (long long)max_tokens, INT_MAX);
+        return NULL;
     }
 
     char *path = calib_find_text(options, resolver);

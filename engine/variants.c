@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "quantize.h"
 #include "util.h"
@@ -29,6 +30,41 @@ CalibOptions variant_calib_options(const QuantRecipe *recipe, const VariantOptio
     }
     c.seed = o->calib_seed;
     return c;
+}
+
+// Rejects a calibration request whose stored activations cannot fit in this machine's memory,
+// before any text is sampled. The driver (calibrate.c) keeps fp32 values for every calibration
+// token while it works on a block: the block input, plus the attention output and residual for
+// GPTQ, and the input of every linear for AWQ.
+// NOTE: this is an estimate from those arrays; the weights and chunk buffers come on top.
+static int check_calibration_memory(const Model *base, const QuantRecipe *recipe,
+                                    const CalibOptions *c) {
+    const ModelConfig *config = &base->config;
+    int seq_len = c->seq_len;
+    if (config->n_ctx_train > 0 && seq_len > config->n_ctx_train) {
+        seq_len = config->n_ctx_train;
+    }
+    double d = config->n_embd, q_dim = (double)config->n_head * config->head_dim;
+    double floats = d;
+    if (recipe->algo == QUANT_ALGO_GPTQ) {
+        floats += q_dim + d;
+    } else if (recipe->algo == QUANT_ALGO_AWQ) {
+        floats += 2 * d + q_dim + config->n_ff;
+    }
+    double bytes = (double)c->n_samples * seq_len * floats * sizeof(float);
+
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page_size <= 0) {
+        return 0;
+    }
+    double memory = (double)pages * (double)page_size;
+    if (bytes > memory) {
+        return err_set("%s: calibrating on %d samples of %d tokens keeps about %.1f GB of "
+                       "activations (an estimate), more than the %.1f GB of memory of this "
+                       "machine; lower --calib-samples or --calib-seqlen",
+                       recipe->text, c->n_samples, seq_len, bytes / 1e9, memory / 1e9);
+    }
+    return 0;
 }
 
 // The cache key of a calibrated variant: every input that determines its weights.
@@ -130,6 +166,9 @@ Model *variant_build(const Model *base, const QuantRecipe *recipe, const Variant
     }
 
     CalibOptions copts = variant_calib_options(recipe, o);
+    if (check_calibration_memory(base, recipe, &copts) != 0) {
+        return NULL;
+    }
     CalibrationSet *calib = calib_set_load(base->tokenizer, base->config.n_ctx_train, o->resolver,
                                            &copts);
     if (!calib) {

@@ -176,3 +176,45 @@ TEST(calibration_rejects_binary_and_blank_text) {
     check_calibration_rejected(m, test_tmp_dir(), "is a folder");
     model_free(m);
 }
+
+// 2^20 samples of 2^20 tokens are 2^40 tokens, past the int offsets of a calibration set: the
+// request must fail before any sampling.
+TEST(calibration_rejects_token_count_overflow) {
+    Model *m = qtest_load_stories();
+    CalibOptions options;
+    calib_options_default(QUANT_ALGO_GPTQ, &options);
+    options.path = test_shared_path("data/c4-validation-subset/c4_validation_2k.jsonl");
+    options.n_samples = 1 << 20;
+    options.seq_len = 1 << 20;
+    // A max_seq_len of 0 leaves the sequence length as requested.
+    CalibrationSet *set = calib_set_load(m->tokenizer, 0, NULL, &options);
+    CHECK(set == NULL);
+    calib_set_free(set);
+    CHECK_MSG(strstr(err_msg(), "1048576") != NULL, "%s", err_msg());
+    model_free(m);
+}
+
+// 4,000,000 samples of 512 tokens on stories260K keep about 524 GB of activations for SmoothQuant
+// (64 floats per token) and more for GPTQ and AWQ. Unchecked, the driver's first allocation aborts
+// the program after seconds of sampling, so the request must fail at once, naming the options.
+TEST(variant_rejects_calibration_beyond_memory) {
+    Model *m = qtest_load_stories();
+    const char *recipes[] = {"gptq:w4g128", "awq:w4g128", "sq:w8a8"};
+    for (size_t i = 0; i < ARRAY_LEN(recipes); i++) {
+        QuantRecipe recipe = qtest_recipe(recipes[i]);
+        VariantOptions o;
+        variant_options_default(&o);
+        o.calib_path = test_shared_path("data/c4-validation-subset/c4_validation_2k.jsonl");
+        o.calib_samples = 4000000;
+        o.calib_seq_len = 512;
+        double start = now_seconds();
+        Model *v = variant_build(m, &recipe, &o, NULL, NULL);
+        CHECK_MSG(v == NULL, "%s: calibrated on 2.048e9 tokens", recipes[i]);
+        model_free(v);
+        CHECK_MSG(strstr(err_msg(), "--calib-samples") != NULL, "%s: %s", recipes[i], err_msg());
+        CHECK_MSG(strstr(err_msg(), "GB") != NULL, "%s: %s", recipes[i], err_msg());
+        CHECK_MSG(now_seconds() - start < 1.0, "%s: took %.1f s to reject", recipes[i],
+                  now_seconds() - start);
+    }
+    model_free(m);
+}
