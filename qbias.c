@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/bench.h"
 #include "engine/bert.h"
@@ -210,6 +211,35 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
         o->model_hash = model_hash;
     }
     return 0;
+}
+
+// Checks that `path`, the value of `option`, names a file that can be created or replaced, so that
+// a bad path fails before hours of quantization rather than when the result is written.
+// `example_name` completes a folder into a suggested path. Returns 0, or -1 with an error.
+static int check_output_file(const char *option, const char *path, const char *example_name) {
+    size_t len = strlen(path);
+    if (len == 0) {
+        return err_set("%s is empty; give the path of the file to write", option);
+    }
+    if (dir_exists(path) || path[len - 1] == '/') {
+        return err_set("%s %s is a folder; give the path of the file to write in it, e.g. "
+                       "%s%s%s",
+                       option, path, path, path[len - 1] == '/' ? "" : "/", example_name);
+    }
+
+    const char *slash = strrchr(path, '/');
+    char *folder = slash == path ? xstrdup("/") : slash ? xstrndup(path, (size_t)(slash - path))
+                                                        : xstrdup(".");
+    int rc = 0;
+    if (!dir_exists(folder)) {
+        rc = err_set("%s %s: the folder %s does not exist; create it first (mkdir -p '%s')",
+                     option, path, folder, folder);
+    } else if (access(folder, W_OK | X_OK) != 0) {
+        rc = err_set("%s %s: cannot write in the folder %s (%s); choose another folder", option,
+                     path, folder, strerror(errno));
+    }
+    free(folder);
+    return rc;
 }
 
 // Parses comma-separated recipes. Returns the count, or -1 with an error.
@@ -714,6 +744,11 @@ static int cmd_ppl(int argc, char **argv) {
     if (parse_calib_args(options, n_options, &calib_args) != 0) {
         return 2;
     }
+    const char *json_arg = option_value(options, n_options, "--json");
+    if (json_arg && check_output_file("--json", json_arg, "ppl.json") != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return 2;
+    }
     const char *data_dir = option_value(options, n_options, "--data-dir");
     char *model_path = NULL;
     Model *base = open_model_path(option_value(options, n_options, "--model"), data_dir,
@@ -908,7 +943,11 @@ static int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", error);
         return 2;
     }
-    if (file_exists(out) && !dir_exists(out)) {
+    if (check_output_file("--out", out, "model.gguf") != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return 2;
+    }
+    if (file_exists(out)) {
         log_info("%s exists and will be replaced when the new file is complete", out);
     }
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "../engine/quantize.h"
 #include "../engine/util.h"
@@ -217,4 +218,65 @@ TEST(variant_rejects_calibration_beyond_memory) {
                   now_seconds() - start);
     }
     model_free(m);
+}
+
+// Runs `qbias ARGS` with the cache in the test's folder and returns the exit status; *err receives
+// the standard error (the caller frees it).
+static int run_qbias(const char *args, char **err) {
+    const char *bin = getenv("QBIAS_BIN");
+    char *err_path = path_join(test_tmp_dir(), "stderr.txt");
+    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' %s %s >/dev/null 2>'%s'", test_tmp_dir(),
+                              bin && *bin ? bin : "./build/qbias", args, err_path);
+    int status = system(command);
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(err_path, err, &len));
+    free(command);
+    free(err_path);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int count_lines_starting(const char *text, const char *prefix) {
+    int n = 0;
+    const char *line = text;
+    while (line && *line) {
+        n += strncmp(line, prefix, strlen(prefix)) == 0;
+        const char *newline = strchr(line, '\n');
+        line = newline ? newline + 1 : NULL;
+    }
+    return n;
+}
+
+// Checked only when the file is written, an output path that cannot be written fails after
+// calibrating and quantizing (hours for a large model) or after every perplexity chunk, with a
+// message about a temporary file. It must fail before any work, naming the path and the fix.
+TEST(output_path_checked_before_work) {
+    const char *dir = test_tmp_dir();
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    struct {
+        const char *command, *out, *needle;
+    } cases[] = {
+        {"quantize --quant gptq:w4g128 --calib-samples 4 --calib-seqlen 64 --out", "missing/x.gguf",
+         "does not exist"},
+        {"quantize --quant gptq:w4g128 --calib-samples 4 --calib-seqlen 64 --out", "", "is a folder"},
+        {"ppl --chunks 1 --json", "missing/x.json", "does not exist"},
+        {"ppl --chunks 1 --json", "", "is a folder"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *out = *cases[i].out ? path_join(dir, cases[i].out) : xstrdup(dir);
+        char *args = xasprintf("%s '%s' --model '%s'", cases[i].command, out, model_copy);
+        char *err = NULL;
+        CHECK_MSG(run_qbias(args, &err) == 2, "%s: exit status", args);
+        CHECK_MSG(count_lines_starting(err, "error:") == 1, "%s: stderr\n%s", args, err);
+        CHECK_MSG(strstr(err, out) != NULL, "%s: the error does not name the path:\n%s", args, err);
+        CHECK_MSG(strstr(err, cases[i].needle) != NULL, "%s: stderr lacks '%s':\n%s", args,
+                  cases[i].needle, err);
+        CHECK_MSG(strstr(err, "calibrating") == NULL && strstr(err, "chunk") == NULL,
+                  "%s: worked before the error:\n%s", args, err);
+        CHECK_MSG(strstr(err, ".tmp.") == NULL, "%s: names a temporary file:\n%s", args, err);
+        free(err);
+        free(args);
+        free(out);
+    }
+    free(model_copy);
 }
