@@ -279,6 +279,112 @@ static void strip(const char *s, size_t n, size_t *begin, size_t *end) {
     *end = z;
 }
 
+// A fingerprint of WikiText-2 test that survives renaming, line-end changes, JSON Lines exports
+// and partial copies: 64 of the 1,724 lines of wiki.test.raw (SHA-256 above) that are 200 bytes
+// or longer once stripped of ASCII whitespace, taken evenly (line i * 1724 / 64 for i = 0..63),
+// each as its stripped length and the first 16 hex digits of its SHA-256.
+static const struct {
+    size_t length;
+    char sha256_prefix[17];
+} WIKITEXT2_TEST_LINES[] = {
+    {856, "8a4e51a896e52e4d"},
+    {520, "d19affbdb1271d87"},
+    {1125, "9c100ebc6af2fc29"},
+    {1238, "3b6a73e928296505"},
+    {595, "f4f638f1d1e76fcc"},
+    {590, "df4d264eb4edad0f"},
+    {667, "f33eef770ddcc874"},
+    {910, "a9f41310ee382bc9"},
+    {399, "f9b4ca7fcdd6ef5c"},
+    {511, "5e49f29fbcb4dfab"},
+    {411, "307d8ad70bc9128d"},
+    {495, "0dab2942e75b9c03"},
+    {465, "ef9d359b66f40b31"},
+    {760, "21f192f9445e64a0"},
+    {898, "fc06336492f3a37d"},
+    {1268, "11a61ffb28a394c7"},
+    {227, "90f915437a8fb7eb"},
+    {471, "9d1d49e31a85d87d"},
+    {846, "0243cf9031a07322"},
+    {477, "0564a655270cf7fd"},
+    {739, "fce0495a2092670d"},
+    {739, "5eeb25d480af2d7a"},
+    {1179, "57b29060aa7f33fa"},
+    {853, "d4773cacd307f0e7"},
+    {1145, "dcebb24bb69aa66f"},
+    {400, "b0b60eef7492b77a"},
+    {1044, "67be94ae49195eaa"},
+    {614, "732b8c9f02dcc333"},
+    {1352, "4ed5c2b592606253"},
+    {596, "6d988c941ce342bd"},
+    {1551, "497548bcf7022b66"},
+    {843, "8b01bc98975eacd1"},
+    {1084, "833404baa8215e42"},
+    {1090, "95fdb46b919a6b33"},
+    {406, "cab2cbd0d468763c"},
+    {432, "a50cfee7fd64ba4c"},
+    {580, "d373d5d95f6be4a9"},
+    {484, "82925dbfeb11e1dd"},
+    {1039, "008762bb42eb4302"},
+    {482, "ac0f4a06e37bd8e1"},
+    {500, "e50301692fc13060"},
+    {661, "ad1d4b3704a9dee7"},
+    {345, "9c1b4b2bb429a748"},
+    {454, "1985bce9611d405c"},
+    {288, "11eb80699fb2923a"},
+    {869, "b22e49219357bcf4"},
+    {675, "9ef551c70b088bf8"},
+    {887, "26859b784c0cfef7"},
+    {550, "58d6b682ae4d1aac"},
+    {939, "81cc1ced0750f85a"},
+    {1139, "b80d5c600775260d"},
+    {717, "8b68a23b481e2108"},
+    {243, "473f5a310163dde6"},
+    {211, "3a81534b55bd879a"},
+    {906, "127a21899472ae6a"},
+    {635, "61cf2ee0089051b0"},
+    {619, "8e2263c167aa9942"},
+    {947, "aa9af99eab5bede4"},
+    {429, "a49d869a08694ec7"},
+    {744, "36e5d413b63ee605"},
+    {319, "e770ac2c955db17e"},
+    {563, "77e1fdd8261c494b"},
+    {653, "0f1b102de335e1d9"},
+    {688, "25c89a3cef0d20d8"},
+};
+
+// Rejects documents that contain a fingerprinted line of WikiText-2 test. Only lines whose length
+// matches a fingerprint are hashed, so large files cost little.
+static int check_no_evaluation_lines(const char *path, const Documents *docs) {
+    for (int i = 0; i < docs->n; i++) {
+        const char *line = docs->texts[i];
+        while (*line) {
+            const char *newline = strchr(line, '\n');
+            size_t n = newline ? (size_t)(newline - line) : strlen(line);
+            size_t begin, end;
+            strip(line, n, &begin, &end);
+            char sha256[65] = "";
+            for (size_t k = 0; k < ARRAY_LEN(WIKITEXT2_TEST_LINES); k++) {
+                if (end - begin != WIKITEXT2_TEST_LINES[k].length) {
+                    continue;
+                }
+                if (!sha256[0]) {
+                    sha256_bytes(line + begin, end - begin, sha256);
+                }
+                if (strncmp(sha256, WIKITEXT2_TEST_LINES[k].sha256_prefix, 16) == 0) {
+                    return err_set("%s: document %d contains a paragraph of WikiText-2 test, the "
+                                   "text perplexity is evaluated on; calibrating on it would leak "
+                                   "the evaluation data into the quantized model. Use WikiText-2 "
+                                   "train, Pile validation or the default C4 subset",
+                                   path, i + 1);
+                }
+            }
+            line += newline ? n + 1 : n;
+        }
+    }
+    return 0;
+}
+
 // Rejects documents that are all whitespace: they would calibrate on BOS and newline tokens only.
 static int check_has_text(const char *path, const Documents *docs) {
     for (int i = 0; i < docs->n; i++) {
@@ -443,7 +549,7 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
         return NULL;
     }
     free(data);
-    if (check_has_text(path, &docs) != 0) {
+    if (check_has_text(path, &docs) != 0 || check_no_evaluation_lines(path, &docs) != 0) {
         documents_free(&docs);
         free(path);
         return NULL;

@@ -1,6 +1,7 @@
 // test_attack_quantize.c: regression tests for bad inputs to the quantize, ppl and calibration
 // paths: damaged or edited saved variants, bad calibration files and sizes, and bad --out paths.
 // Each test reproduces a case that was accepted silently, crashed or failed late before its fix.
+#include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,4 +280,70 @@ TEST(output_path_checked_before_work) {
         free(out);
     }
     free(model_copy);
+}
+
+// WikiText-2 test was recognized only by its SHA-256 and its file name, so a renamed copy with one
+// byte more, a copy with CRLF line ends, or the JSON Lines export of the Hugging Face split
+// calibrated on the perplexity text. Each must be rejected as WikiText-2 test.
+TEST(calibration_rejects_wikitext2_test_copies) {
+    Model *m = qtest_load_stories();
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(test_shared_path("data/wikitext-2-raw/wiki.test.raw"), &text, &len));
+
+    StrBuf extended, crlf, jsonl;
+    sb_init(&extended);
+    sb_init(&crlf);
+    sb_init(&jsonl);
+    sb_append_n(&extended, text, len);
+    sb_append(&extended, "\nOne more line.\n");
+    size_t start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && text[i] != '\n') {
+            continue;
+        }
+        sb_append_n(&crlf, text + start, i - start);
+        sb_append(&crlf, "\r\n");
+        // The Hugging Face split keeps each line with its newline as one "text" record.
+        cJSON *record = cJSON_CreateObject();
+        char *line = xstrndup(text + start, i - start);
+        char *with_newline = xasprintf("%s\n", line);
+        cJSON_AddStringToObject(record, "text", with_newline);
+        char *printed = cJSON_PrintUnformatted(record);
+        sb_append(&jsonl, printed);
+        sb_append(&jsonl, "\n");
+        cJSON_free(printed);
+        cJSON_Delete(record);
+        free(with_newline);
+        free(line);
+        start = i + 1;
+    }
+
+    struct {
+        const char *name;
+        const StrBuf *data;
+    } cases[] = {{"train.txt", &extended}, {"crlf.txt", &crlf}, {"test.jsonl", &jsonl}};
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *path = write_tmp_file(cases[i].name, cases[i].data->data, cases[i].data->len);
+        check_calibration_rejected(m, path, "WikiText-2 test");
+        free(path);
+    }
+
+    // One paragraph of the sample that calib_data.c fingerprints (its first line of 200 bytes or
+    // more) is enough, wherever it sits in a document.
+    const char *paragraph = strstr(text, " Robert Boulter is an English film");
+    REQUIRE(paragraph != NULL);
+    const char *end = strchr(paragraph, '\n');
+    char *mixed = xasprintf("Once upon a time there was a cat.\n%.*s\nThe end.\n",
+                            (int)(end - paragraph), paragraph);
+    char *path = write_tmp_file("mixed.txt", mixed, strlen(mixed));
+    check_calibration_rejected(m, path, "WikiText-2 test");
+    free(path);
+    free(mixed);
+
+    sb_free(&extended);
+    sb_free(&crlf);
+    sb_free(&jsonl);
+    free(text);
+    model_free(m);
 }
