@@ -203,6 +203,10 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
     for (int i = 0; i < n_recipes; i++) {
         calibrated = calibrated || recipe_needs_calibration(&recipes[i]);
     }
+    if (!calibrated && (args->path || args->samples || args->seq_len || args->seed_set)) {
+        log_warn("--calib, --calib-samples, --calib-seqlen and --calib-seed are ignored: no recipe "
+                 "given calibrates (gptq, awq and sq do)");
+    }
     if (calibrated && !args->no_cache && resolver_cache_dir(resolver)) {
         if (sha256_path(model_path, model_hash) != 0) {
             return -1;

@@ -347,3 +347,26 @@ TEST(calibration_rejects_wikitext2_test_copies) {
     free(text);
     model_free(m);
 }
+
+// Calibration options given with recipes that do not calibrate are dropped, which a user who
+// expects an rtn file calibrated on their text must be told.
+TEST(calibration_options_without_calibration_warn) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    const char *commands[] = {
+        "quantize --quant rtn:w4g128 --calib-samples 8 --out",
+        "ppl --chunks 1 --quant fp32,rtn:w8g128 --calib-seed 7 --json",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        char *out = path_join(test_tmp_dir(), "out");
+        char *args = xasprintf("%s '%s' --model '%s'", commands[i], out, model_copy);
+        char *err = NULL;
+        CHECK_MSG(run_qbias(args, &err) == 0, "%s:\n%s", args, err);
+        CHECK_MSG(count_lines_starting(err, "warn: ") == 1 && strstr(err, "ignored") != NULL,
+                  "%s: no warning that calibration options are ignored:\n%s", args, err);
+        free(err);
+        free(args);
+        free(out);
+    }
+    free(model_copy);
+}
