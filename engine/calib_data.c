@@ -137,13 +137,20 @@ static int read_documents(const char *path, const char *data, size_t len, Docume
         if (!jsonl) {
             text = is_blank(line, n) ? xstrdup("") : xstrndup(line, n);
         } else if (!is_blank(line, n)) {
-            cJSON *value = cJSON_ParseWithLength(line, n);
-            cJSON *field = value ? cJSON_GetObjectItemCaseSensitive(value, "text") : NULL;
+            const char *parse_end = NULL;
+            cJSON *value = cJSON_ParseWithLengthOpts(line, n, &parse_end, false);
+            if (!value) {
+                documents_free(out);
+                return err_set("%s:%ld: invalid JSON at byte %ld of the line (a JSON Lines "
+                               "calibration file needs one {\"text\": \"...\"} object per line)",
+                               path, line_no, parse_end ? (long)(parse_end - line) + 1 : 1L);
+            }
+            cJSON *field = cJSON_GetObjectItemCaseSensitive(value, "text");
             if (!cJSON_IsString(field)) {
                 cJSON_Delete(value);
                 documents_free(out);
-                return err_set("%s:%ld: expected a JSON object with a \"text\" string field "
-                               "(JSON Lines calibration files need one per line)",
+                return err_set("%s:%ld: the record has no \"text\" string field (a JSON Lines "
+                               "calibration file needs one {\"text\": \"...\"} object per line)",
                                path, line_no);
             }
             text = xstrdup(field->valuestring);

@@ -282,9 +282,9 @@ TEST(output_path_checked_before_work) {
     free(model_copy);
 }
 
-// WikiText-2 test was recognized only by its SHA-256 and its file name, so a renamed copy with one
-// byte more, a copy with CRLF line ends, or the JSON Lines export of the Hugging Face split
-// calibrated on the perplexity text. Each must be rejected as WikiText-2 test.
+// The SHA-256 and the file name of WikiText-2 test miss a renamed copy with one byte more, a copy
+// with CRLF line ends and the JSON Lines export of the Hugging Face split. Each of them must still
+// be rejected as the perplexity text.
 TEST(calibration_rejects_wikitext2_test_copies) {
     Model *m = qtest_load_stories();
     char *text = NULL;
@@ -348,8 +348,8 @@ TEST(calibration_rejects_wikitext2_test_copies) {
     model_free(m);
 }
 
-// Calibration options given with recipes that do not calibrate are dropped, which a user who
-// expects an rtn file calibrated on their text must be told.
+// Calibration options given with recipes that do not calibrate are dropped, so a warning keeps a
+// user from believing that an rtn file was calibrated on their text.
 TEST(calibration_options_without_calibration_warn) {
     const char *model = test_shared_path("models/stories260K/stories260K.gguf");
     char *model_copy = xstrdup(model);
@@ -369,4 +369,28 @@ TEST(calibration_options_without_calibration_warn) {
         free(out);
     }
     free(model_copy);
+}
+
+// A JSON syntax error and a record without a "text" string need different fixes, so the errors
+// tell them apart and give the line.
+TEST(calibration_jsonl_errors_name_the_problem) {
+    Model *m = qtest_load_stories();
+    static const char broken[] = "{\"text\": \"Once upon a time.\"}\n{\"text\": \"a cat\n";
+    static const char surrogate[] = "{\"text\": \"a lone \\ud800 surrogate\"}\n";
+    static const char no_text[] = "{\"text\": \"Once upon a time.\"}\n{\"content\": \"a cat\"}\n";
+    static const char number[] = "{\"text\": 5}\n";
+    struct {
+        const char *name, *data, *needle;
+    } cases[] = {
+        {"broken.jsonl", broken, ":2: invalid JSON"},
+        {"surrogate.jsonl", surrogate, ":1: invalid JSON"},
+        {"no_text.jsonl", no_text, ":2: the record has no \"text\" string"},
+        {"number.jsonl", number, ":1: the record has no \"text\" string"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *path = write_tmp_file(cases[i].name, cases[i].data, strlen(cases[i].data));
+        check_calibration_rejected(m, path, cases[i].needle);
+        free(path);
+    }
+    model_free(m);
 }
