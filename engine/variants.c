@@ -67,12 +67,18 @@ static int check_calibration_memory(const Model *base, const QuantRecipe *recipe
     return 0;
 }
 
-// The cache key of a calibrated variant: every input that determines its weights.
+// The cache key of a calibrated variant: every input that determines its weights. The method
+// settings are listed because the recipe text does not hold them and code can change them.
 static void cache_key(const QuantRecipe *recipe, const VariantOptions *o,
                       const CalibrationSet *calib, char key[65]) {
-    char *text = xasprintf("qbias %s\nmodel %s\nrecipe %s\ncalibration %s\nsampling %s %d x %d "
-                           "seed %llu\n",
-                           QBIAS_VERSION, o->model_hash, recipe->text, calib->sha256,
+    const GptqSettings *g = &recipe->gptq;
+    const AwqSettings *a = &recipe->awq;
+    char *text = xasprintf("qbias %s\nmodel %s\nrecipe %s\n"
+                           "gptq %.17g %d %d %d\nawq %d %d %d %.17g\nsq %.17g %d\n"
+                           "calibration %s\nsampling %s %d x %d seed %llu\n",
+                           QBIAS_VERSION, o->model_hash, recipe->text, g->percdamp, g->block_size,
+                           g->act_order, g->static_groups, a->n_grid, a->clip, a->clip_grid,
+                           a->max_shrink, recipe->sq.alpha, recipe->sq.smooth, calib->sha256,
                            calib_sampling_name(calib->options.sampling), calib->options.n_samples,
                            calib->options.seq_len, (unsigned long long)calib->options.seed);
     sha256_bytes(text, strlen(text), key);

@@ -3,8 +3,8 @@
 //
 // Calibrated quantization of a large model takes minutes to hours, so a calibrated variant of a
 // GGUF model is saved in the cache (<cache>/quantized/<key>.gguf) and loaded from there next time.
-// The key is the SHA-256 of everything that determines the result: the model's hash, the recipe,
-// the calibration file's hash and sampling settings, and qbias's version.
+// The key is the SHA-256 of everything that determines the result: the model's hash, the recipe
+// and its method settings, the calibration file's hash and sampling settings, and qbias's version.
 #ifndef QBIAS_VARIANTS_H
 #define QBIAS_VARIANTS_H
 
