@@ -187,10 +187,12 @@ static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
 }
 
 // Fills variant options from the calibration arguments. The cache needs the model's hash, which
-// is computed only when a recipe needs calibration (hashing a large model takes seconds).
+// is computed only when a recipe calibrates (hashing a large model takes seconds). The recipe a
+// file saved by qbias stores is scored as stored, so it does not calibrate.
 static int calib_variant_options(const CalibArgs *args, const Resolver *resolver,
-                                 const char *model_path, const QuantRecipe *recipes,
-                                 int n_recipes, char model_hash[65], VariantOptions *o) {
+                                 const Model *base, const char *model_path,
+                                 const QuantRecipe *recipes, int n_recipes, char model_hash[65],
+                                 VariantOptions *o) {
     variant_options_default(o);
     o->calib_path = args->path;
     o->calib_samples = (int)args->samples;
@@ -201,7 +203,8 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
     o->resolver = resolver;
     bool calibrated = false;
     for (int i = 0; i < n_recipes; i++) {
-        calibrated = calibrated || recipe_needs_calibration(&recipes[i]);
+        bool stored = strcmp(recipes[i].text, base->variant) == 0;
+        calibrated = calibrated || (recipe_needs_calibration(&recipes[i]) && !stored);
     }
     if (!calibrated && (args->path || args->samples || args->seq_len || args->seed_set)) {
         log_warn("--calib, --calib-samples, --calib-seqlen and --calib-seed are ignored: no recipe "
@@ -772,7 +775,7 @@ static int cmd_ppl(int argc, char **argv) {
     VariantOptions vo;
     char model_hash[65] = "";
     if (rc == 0) {
-        rc = calib_variant_options(&calib_args, resolver, model_path, recipes, n_recipes,
+        rc = calib_variant_options(&calib_args, resolver, base, model_path, recipes, n_recipes,
                                    model_hash, &vo);
     }
     for (int i = 0; i < n_recipes && rc == 0; i++) {
@@ -977,7 +980,8 @@ static int cmd_quantize(int argc, char **argv) {
                      model_path);
     }
     if (rc == 0) {
-        rc = calib_variant_options(&calib_args, resolver, model_path, &recipe, 1, model_hash, &vo);
+        rc = calib_variant_options(&calib_args, resolver, base, model_path, &recipe, 1,
+                                   model_hash, &vo);
     }
     if (rc == 0) {
         m = variant_build(base, &recipe, &vo, &report, &metadata);

@@ -221,12 +221,13 @@ TEST(variant_rejects_calibration_beyond_memory) {
     model_free(m);
 }
 
-// Runs `qbias ARGS` with the cache in the test's folder and returns the exit status; *err receives
-// the standard error (the caller frees it).
-static int run_qbias(const char *args, char **err) {
+// Runs `qbias ARGS` with the cache and the captured standard error in `dir` (the test's folder,
+// which test_tmp_dir clears on every call). Returns the exit status; *err receives the standard
+// error, which the caller frees.
+static int run_qbias(const char *dir, const char *args, char **err) {
     const char *bin = getenv("QBIAS_BIN");
-    char *err_path = path_join(test_tmp_dir(), "stderr.txt");
-    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' %s %s >/dev/null 2>'%s'", test_tmp_dir(),
+    char *err_path = path_join(dir, "stderr.txt");
+    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' %s %s >/dev/null 2>'%s'", dir,
                               bin && *bin ? bin : "./build/qbias", args, err_path);
     int status = system(command);
     size_t len = 0;
@@ -267,7 +268,7 @@ TEST(output_path_checked_before_work) {
         char *out = *cases[i].out ? path_join(dir, cases[i].out) : xstrdup(dir);
         char *args = xasprintf("%s '%s' --model '%s'", cases[i].command, out, model_copy);
         char *err = NULL;
-        CHECK_MSG(run_qbias(args, &err) == 2, "%s: exit status", args);
+        CHECK_MSG(run_qbias(dir, args, &err) == 2, "%s: exit status", args);
         CHECK_MSG(count_lines_starting(err, "error:") == 1, "%s: stderr\n%s", args, err);
         CHECK_MSG(strstr(err, out) != NULL, "%s: the error does not name the path:\n%s", args, err);
         CHECK_MSG(strstr(err, cases[i].needle) != NULL, "%s: stderr lacks '%s':\n%s", args,
@@ -357,11 +358,12 @@ TEST(calibration_options_without_calibration_warn) {
         "quantize --quant rtn:w4g128 --calib-samples 8 --out",
         "ppl --chunks 1 --quant fp32,rtn:w8g128 --calib-seed 7 --json",
     };
+    const char *dir = test_tmp_dir();
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
-        char *out = path_join(test_tmp_dir(), "out");
+        char *out = path_join(dir, "out");
         char *args = xasprintf("%s '%s' --model '%s'", commands[i], out, model_copy);
         char *err = NULL;
-        CHECK_MSG(run_qbias(args, &err) == 0, "%s:\n%s", args, err);
+        CHECK_MSG(run_qbias(dir, args, &err) == 0, "%s:\n%s", args, err);
         CHECK_MSG(count_lines_starting(err, "warn: ") == 1 && strstr(err, "ignored") != NULL,
                   "%s: no warning that calibration options are ignored:\n%s", args, err);
         free(err);
@@ -393,4 +395,29 @@ TEST(calibration_jsonl_errors_name_the_problem) {
         free(path);
     }
     model_free(m);
+}
+
+// A saved gptq file scored as stored does not calibrate: its calibration options are ignored with
+// the warning, and the file is not hashed for a cache key it never uses (seconds per gigabyte).
+TEST(stored_recipe_needs_no_calibration) {
+    Model *base = qtest_load_stories();
+    QuantRecipe recipe = qtest_recipe("gptq:w4g32");
+    CalibrationSet *calib = qtest_c4_calibration(base, CALIB_SAMPLING_WINDOWS, 4, 64, 42);
+    Model *v = model_make_quantized(base, &recipe, calib, NULL);
+    REQUIRE_MSG(v != NULL, "%s", err_msg());
+    const char *dir = test_tmp_dir();
+    char *path = path_join(dir, "gptq.gguf");
+    REQUIRE_OK(model_save_gguf(v, path, NULL));
+
+    char *args = xasprintf("ppl --chunks 1 --calib-samples 8 --model '%s'", path);
+    char *err = NULL;
+    CHECK_MSG(run_qbias(dir, args, &err) == 0, "%s:\n%s", args, err);
+    CHECK_MSG(strstr(err, "ignored") != NULL, "%s: no warning that --calib-samples is ignored:\n%s",
+              args, err);
+    free(err);
+    free(args);
+    free(path);
+    model_free(v);
+    calib_set_free(calib);
+    model_free(base);
 }
