@@ -249,6 +249,18 @@ static int check_output_file(const char *option, const char *path, const char *e
     return rc;
 }
 
+// Checks that `path`, the value of `option`, is a regular file when it exists: a device or FIFO
+// would never end (/dev/zero) or block until a writer comes. Returns 0, or -1 with an error.
+static int check_input_file(const char *option, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    return err_set("%s %s %s; give a text file", option, path,
+                   S_ISDIR(st.st_mode) ? "is a folder"
+                                       : "is not a regular file (a device, FIFO or socket)");
+}
+
 // Parses comma-separated recipes. Returns the count, or -1 with an error.
 static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
     const char *items[MAX_LIST_ITEMS];
@@ -752,7 +764,9 @@ static int cmd_ppl(int argc, char **argv) {
         return 2;
     }
     const char *json_arg = option_value(options, n_options, "--json");
-    if (json_arg && check_output_file("--json", json_arg, "ppl.json") != 0) {
+    const char *text_arg = option_value(options, n_options, "--text");
+    if ((json_arg && check_output_file("--json", json_arg, "ppl.json") != 0) ||
+        (text_arg && check_input_file("--text", text_arg) != 0)) {
         fprintf(stderr, "error: %s\n", err_msg());
         return 2;
     }

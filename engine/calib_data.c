@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "unicode.h"
 #include "util.h"
@@ -536,10 +537,15 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
         return NULL;
     }
 
-    if (dir_exists(path)) {
-        err_set("%s is a folder; give a calibration text file (.txt, or .jsonl with a \"text\" "
-                "field)",
-                path);
+    // A device or FIFO would never end (/dev/zero) or block until a writer comes, so only a
+    // regular file is read. stat follows symbolic links.
+    struct stat st;
+    bool regular = stat(path, &st) != 0 || S_ISREG(st.st_mode);
+    if (!regular) {
+        const char *kind = S_ISDIR(st.st_mode) ? "is a folder"
+                                               : "is not a regular file (a device, FIFO or socket)";
+        err_set("%s %s; give a calibration text file (.txt, or .jsonl with a \"text\" field)", path,
+                kind);
         free(path);
         return NULL;
     }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "../engine/quantize.h"
@@ -179,6 +180,17 @@ TEST(calibration_rejects_binary_and_blank_text) {
     model_free(m);
 }
 
+// /dev/zero never ends and a FIFO blocks until a writer comes, so hashing either would hang.
+TEST(calibration_rejects_special_files) {
+    Model *m = qtest_load_stories();
+    check_calibration_rejected(m, "/dev/zero", "not a regular file");
+    char *fifo = path_join(test_tmp_dir(), "fifo.txt");
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    check_calibration_rejected(m, fifo, "not a regular file");
+    free(fifo);
+    model_free(m);
+}
+
 // 2^20 samples of 2^20 tokens are 2^40 tokens, past the int offsets of a calibration set: the
 // request must fail before any sampling.
 TEST(calibration_rejects_token_count_overflow) {
@@ -227,8 +239,9 @@ TEST(variant_rejects_calibration_beyond_memory) {
 static int run_qbias(const char *dir, const char *args, char **err) {
     const char *bin = getenv("QBIAS_BIN");
     char *err_path = path_join(dir, "stderr.txt");
-    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' %s %s >/dev/null 2>'%s'", dir,
-                              bin && *bin ? bin : "./build/qbias", args, err_path);
+    // timeout(1) ends a hanging command, which the test runner's alarm would leave running.
+    char *command = xasprintf("QBIAS_CACHE_DIR='%s/cache' timeout 300 %s %s >/dev/null 2>'%s'",
+                              dir, bin && *bin ? bin : "./build/qbias", args, err_path);
     int status = system(command);
     size_t len = 0;
     REQUIRE_OK(file_read_all(err_path, err, &len));
@@ -260,7 +273,8 @@ TEST(output_path_checked_before_work) {
     } cases[] = {
         {"quantize --quant gptq:w4g128 --calib-samples 4 --calib-seqlen 64 --out", "missing/x.gguf",
          "does not exist"},
-        {"quantize --quant gptq:w4g128 --calib-samples 4 --calib-seqlen 64 --out", "", "is a folder"},
+        {"quantize --quant gptq:w4g128 --calib-samples 4 --calib-seqlen 64 --out", "",
+         "is a folder"},
         {"ppl --chunks 1 --json", "missing/x.json", "does not exist"},
         {"ppl --chunks 1 --json", "", "is a folder"},
     };
@@ -420,4 +434,25 @@ TEST(stored_recipe_needs_no_calibration) {
     model_free(v);
     calib_set_free(calib);
     model_free(base);
+}
+
+// ppl --text /dev/zero would read until malloc fails and aborts the program, and a FIFO blocks.
+TEST(ppl_text_rejects_special_files) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    const char *dir = test_tmp_dir();
+    char *fifo = path_join(dir, "fifo.txt");
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    const char *texts[] = {"/dev/zero", fifo, dir};
+    for (size_t i = 0; i < ARRAY_LEN(texts); i++) {
+        char *args = xasprintf("ppl --chunks 1 --text '%s' --model '%s'", texts[i], model_copy);
+        char *err = NULL;
+        CHECK_MSG(run_qbias(dir, args, &err) == 2, "%s: exit status", args);
+        CHECK_MSG(count_lines_starting(err, "error:") == 1 && strstr(err, texts[i]) != NULL,
+                  "%s: stderr\n%s", args, err);
+        free(err);
+        free(args);
+    }
+    free(fifo);
+    free(model_copy);
 }
