@@ -273,6 +273,9 @@ static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
         if (quant_recipe_parse(items[i], &recipes[i], error, sizeof error) != 0) {
             return err_set("%s", error);
         }
+        if (variant_check_recipe(&recipes[i]) != 0) {
+            return -1;
+        }
     }
     return n;
 }
@@ -962,6 +965,10 @@ static int cmd_quantize(int argc, char **argv) {
     char error[1024];
     if (quant_recipe_parse(quant, &recipe, error, sizeof error) != 0) {
         fprintf(stderr, "error: %s\n", error);
+        return 2;
+    }
+    if (variant_check_recipe(&recipe) != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
         return 2;
     }
     if (check_output_file("--out", out, "model.gguf") != 0) {

@@ -32,6 +32,25 @@ CalibOptions variant_calib_options(const QuantRecipe *recipe, const VariantOptio
     return c;
 }
 
+// NOTE: quantize.c repeats this check (check_recipe_format) when it packs, after calibration; this
+// copy exists so that the commands can fail before any work.
+int variant_check_recipe(const QuantRecipe *recipe) {
+    if (recipe->algo == QUANT_ALGO_NONE || recipe->fake_quant) {
+        return 0;
+    }
+    QFormat format = {.code_bits = recipe->weight_bits,
+                      .group = recipe->group_size,
+                      .symmetric = recipe->symmetric,
+                      .fp16_scales = recipe->fp16_scales,
+                      .int8_acts = recipe->act_bits == 8};
+    const char *problem = qformat_check(&format);
+    if (problem) {
+        return err_set("cannot pack '%s': %s; add -fake to the spec to simulate it in fp32",
+                       recipe->text, problem);
+    }
+    return 0;
+}
+
 // Rejects a calibration request whose stored activations cannot fit in this machine's memory,
 // before any text is sampled. The driver (calibrate.c) keeps fp32 values for every calibration
 // token while it works on a block: the block input, plus the attention output and residual for
@@ -172,7 +191,7 @@ Model *variant_build(const Model *base, const QuantRecipe *recipe, const Variant
     }
 
     CalibOptions copts = variant_calib_options(recipe, o);
-    if (check_calibration_memory(base, recipe, &copts) != 0) {
+    if (variant_check_recipe(recipe) != 0 || check_calibration_memory(base, recipe, &copts) != 0) {
         return NULL;
     }
     CalibrationSet *calib = calib_set_load(base->tokenizer, base->config.n_ctx_train, o->resolver,

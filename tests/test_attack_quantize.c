@@ -456,3 +456,26 @@ TEST(ppl_text_rejects_special_files) {
     free(fifo);
     free(model_copy);
 }
+
+// A recipe that cannot be packed is known from its text, so it must fail before the model is
+// hashed for the cache and the calibration text is sampled (a minute for an 8B model).
+TEST(unpackable_recipe_fails_before_calibration) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    const char *dir = test_tmp_dir();
+    const char *commands[] = {
+        "quantize --quant awq:w4g48 --out '%s/x.gguf' --model '%s'",
+        "ppl --chunks 1 --quant fp32,gptq:w3g100 --json '%s/ppl.json' --model '%s'",
+    };
+    for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+        char *args = xasprintf(commands[i], dir, model_copy);
+        char *err = NULL;
+        CHECK_MSG(run_qbias(dir, args, &err) != 0, "%s: exit status 0", args);
+        CHECK_MSG(count_lines_starting(err, "error:") == 1 && strstr(err, "-fake") != NULL,
+                  "%s: stderr\n%s", args, err);
+        CHECK_MSG(strstr(err, "calibrating") == NULL, "%s: calibrated first:\n%s", args, err);
+        free(err);
+        free(args);
+    }
+    free(model_copy);
+}
