@@ -168,6 +168,10 @@ typedef struct {
     bool seed_set, no_cache;
 } CalibArgs;
 
+// The largest --calib-seed: saved files and run.json record the seed as a double, which holds
+// every integer up to 2^53 exactly.
+#define MAX_CALIB_SEED (1LL << 53)
+
 // Reads CALIB_OPTIONS. Returns 0, or -1 after printing an error.
 static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
     memset(out, 0, sizeof *out);
@@ -179,7 +183,7 @@ static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
         ((value = option_value(options, n, "--calib-seqlen")) &&
          parse_int_option("--calib-seqlen", value, 1, 1 << 20, &out->seq_len) != 0) ||
         ((value = option_value(options, n, "--calib-seed")) &&
-         parse_int_option("--calib-seed", value, 0, INT64_MAX, &out->seed) != 0)) {
+         parse_int_option("--calib-seed", value, 0, MAX_CALIB_SEED, &out->seed) != 0)) {
         return -1;
     }
     out->seed_set = option_value(options, n, "--calib-seed") != NULL;

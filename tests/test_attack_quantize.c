@@ -479,3 +479,20 @@ TEST(unpackable_recipe_fails_before_calibration) {
     }
     free(model_copy);
 }
+
+// Saved files and run.json record the seed as a double, which holds every integer only up to
+// 2^53: a seed of 2^53 + 1 would be recorded as 2^53, whose samples differ.
+TEST(calibration_seed_limited_to_exact_doubles) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    char *model_copy = xstrdup(model);
+    const char *dir = test_tmp_dir();
+    char *args = xasprintf("quantize --quant gptq:w4g32 --calib-samples 4 --calib-seqlen 64 "
+                           "--calib-seed 9007199254740993 --out '%s/x.gguf' --model '%s'",
+                           dir, model_copy);
+    char *err = NULL;
+    CHECK_MSG(run_qbias(dir, args, &err) == 2, "%s: exit status", args);
+    CHECK_MSG(strstr(err, "--calib-seed") && strstr(err, "9007199254740992"), "stderr:\n%s", err);
+    free(err);
+    free(args);
+    free(model_copy);
+}
