@@ -1,6 +1,7 @@
 // test_attack_quantize.c: regression tests for bad inputs to the quantize, ppl and calibration
-// paths: damaged or edited saved variants, bad calibration files and sizes, and bad --out paths.
-// Each test reproduces a case that was accepted silently, crashed or failed late before its fix.
+// paths: damaged or edited saved variants, bad calibration files, sizes and seeds, and bad --out,
+// --json and --text paths. Each test covers a case that would otherwise be accepted silently,
+// crash, hang or fail only after the work is done.
 #include <cjson/cJSON.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,9 +52,10 @@ static void patch_packed_key(const char *path, const char *tensor, int index, in
 static void check_load_rejected(const char *path, const char *const *needles,
                                 const char *case_name) {
     Model *m = model_load(path);
-    CHECK_MSG(m == NULL, "%s: the damaged file loaded as %s", case_name, m ? m->variant : "");
+    bool rejected = m == NULL;
+    CHECK_MSG(rejected, "%s: the damaged file loaded as %s", case_name, m ? m->variant : "");
     model_free(m);
-    for (int i = 0; m == NULL && needles[i]; i++) {
+    for (int i = 0; rejected && needles[i]; i++) {
         CHECK_MSG(strstr(err_msg(), needles[i]) != NULL, "%s: error '%s' lacks '%s'", case_name,
                   err_msg(), needles[i]);
     }
