@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/bench.h"
 #include "engine/bert.h"
@@ -167,6 +168,10 @@ typedef struct {
     bool seed_set, no_cache;
 } CalibArgs;
 
+// The largest --calib-seed: saved files and run.json record the seed as a double, which holds
+// every integer up to 2^53 exactly.
+#define MAX_CALIB_SEED (1LL << 53)
+
 // Reads CALIB_OPTIONS. Returns 0, or -1 after printing an error.
 static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
     memset(out, 0, sizeof *out);
@@ -178,7 +183,7 @@ static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
         ((value = option_value(options, n, "--calib-seqlen")) &&
          parse_int_option("--calib-seqlen", value, 1, 1 << 20, &out->seq_len) != 0) ||
         ((value = option_value(options, n, "--calib-seed")) &&
-         parse_int_option("--calib-seed", value, 0, INT64_MAX, &out->seed) != 0)) {
+         parse_int_option("--calib-seed", value, 0, MAX_CALIB_SEED, &out->seed) != 0)) {
         return -1;
     }
     out->seed_set = option_value(options, n, "--calib-seed") != NULL;
@@ -186,10 +191,12 @@ static int parse_calib_args(const Option *options, int n, CalibArgs *out) {
 }
 
 // Fills variant options from the calibration arguments. The cache needs the model's hash, which
-// is computed only when a recipe needs calibration (hashing a large model takes seconds).
+// is computed only when a recipe calibrates (hashing a large model takes seconds). The recipe a
+// file saved by qbias stores is scored as stored, so it does not calibrate.
 static int calib_variant_options(const CalibArgs *args, const Resolver *resolver,
-                                 const char *model_path, const QuantRecipe *recipes,
-                                 int n_recipes, char model_hash[65], VariantOptions *o) {
+                                 const Model *base, const char *model_path,
+                                 const QuantRecipe *recipes, int n_recipes, char model_hash[65],
+                                 VariantOptions *o) {
     variant_options_default(o);
     o->calib_path = args->path;
     o->calib_samples = (int)args->samples;
@@ -200,7 +207,12 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
     o->resolver = resolver;
     bool calibrated = false;
     for (int i = 0; i < n_recipes; i++) {
-        calibrated = calibrated || recipe_needs_calibration(&recipes[i]);
+        bool stored = strcmp(recipes[i].text, base->variant) == 0;
+        calibrated = calibrated || (recipe_needs_calibration(&recipes[i]) && !stored);
+    }
+    if (!calibrated && (args->path || args->samples || args->seq_len || args->seed_set)) {
+        log_warn("--calib, --calib-samples, --calib-seqlen and --calib-seed are ignored: no recipe "
+                 "given calibrates (gptq, awq and sq do)");
     }
     if (calibrated && !args->no_cache && resolver_cache_dir(resolver)) {
         if (sha256_path(model_path, model_hash) != 0) {
@@ -210,6 +222,47 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
         o->model_hash = model_hash;
     }
     return 0;
+}
+
+// Checks that `path`, the value of `option`, names a file that can be created or replaced, so that
+// a bad path fails before hours of quantization rather than when the result is written.
+// `example_name` completes a folder into a suggested path. Returns 0, or -1 with an error.
+static int check_output_file(const char *option, const char *path, const char *example_name) {
+    size_t len = strlen(path);
+    if (len == 0) {
+        return err_set("%s is empty; give the path of the file to write", option);
+    }
+    if (dir_exists(path) || path[len - 1] == '/') {
+        return err_set("%s %s is a folder; give the path of the file to write in it, e.g. "
+                       "%s%s%s",
+                       option, path, path, path[len - 1] == '/' ? "" : "/", example_name);
+    }
+
+    const char *slash = strrchr(path, '/');
+    char *folder = slash == path ? xstrdup("/") : slash ? xstrndup(path, (size_t)(slash - path))
+                                                        : xstrdup(".");
+    int rc = 0;
+    if (!dir_exists(folder)) {
+        rc = err_set("%s %s: the folder %s does not exist; create it first (mkdir -p '%s')",
+                     option, path, folder, folder);
+    } else if (access(folder, W_OK | X_OK) != 0) {
+        rc = err_set("%s %s: cannot write in the folder %s (%s); choose another folder", option,
+                     path, folder, strerror(errno));
+    }
+    free(folder);
+    return rc;
+}
+
+// Checks that `path`, the value of `option`, is a regular file when it exists: a device or FIFO
+// would never end (/dev/zero) or block until a writer comes. Returns 0, or -1 with an error.
+static int check_input_file(const char *option, const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) {
+        return 0;
+    }
+    return err_set("%s %s %s; give a text file", option, path,
+                   S_ISDIR(st.st_mode) ? "is a folder"
+                                       : "is not a regular file (a device, FIFO or socket)");
 }
 
 // Parses comma-separated recipes. Returns the count, or -1 with an error.
@@ -223,6 +276,9 @@ static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
         char error[1024];
         if (quant_recipe_parse(items[i], &recipes[i], error, sizeof error) != 0) {
             return err_set("%s", error);
+        }
+        if (variant_check_recipe(&recipes[i]) != 0) {
+            return -1;
         }
     }
     return n;
@@ -714,6 +770,13 @@ static int cmd_ppl(int argc, char **argv) {
     if (parse_calib_args(options, n_options, &calib_args) != 0) {
         return 2;
     }
+    const char *json_arg = option_value(options, n_options, "--json");
+    const char *text_arg = option_value(options, n_options, "--text");
+    if ((json_arg && check_output_file("--json", json_arg, "ppl.json") != 0) ||
+        (text_arg && check_input_file("--text", text_arg) != 0)) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return 2;
+    }
     const char *data_dir = option_value(options, n_options, "--data-dir");
     char *model_path = NULL;
     Model *base = open_model_path(option_value(options, n_options, "--model"), data_dir,
@@ -733,7 +796,7 @@ static int cmd_ppl(int argc, char **argv) {
     VariantOptions vo;
     char model_hash[65] = "";
     if (rc == 0) {
-        rc = calib_variant_options(&calib_args, resolver, model_path, recipes, n_recipes,
+        rc = calib_variant_options(&calib_args, resolver, base, model_path, recipes, n_recipes,
                                    model_hash, &vo);
     }
     for (int i = 0; i < n_recipes && rc == 0; i++) {
@@ -908,7 +971,15 @@ static int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", error);
         return 2;
     }
-    if (file_exists(out) && !dir_exists(out)) {
+    if (variant_check_recipe(&recipe) != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return 2;
+    }
+    if (check_output_file("--out", out, "model.gguf") != 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        return 2;
+    }
+    if (file_exists(out)) {
         log_info("%s exists and will be replaced when the new file is complete", out);
     }
 
@@ -932,7 +1003,8 @@ static int cmd_quantize(int argc, char **argv) {
                  model_path, out);
     }
     if (rc == 0) {
-        rc = calib_variant_options(&calib_args, resolver, model_path, &recipe, 1, model_hash, &vo);
+        rc = calib_variant_options(&calib_args, resolver, base, model_path, &recipe, 1,
+                                   model_hash, &vo);
     }
     if (rc == 0) {
         m = variant_build(base, &recipe, &vo, &report, &metadata);

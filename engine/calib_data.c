@@ -2,9 +2,12 @@
 #include "calib_data.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "unicode.h"
 #include "util.h"
 
 // The default calibration text: manifest name and file.
@@ -135,13 +138,20 @@ static int read_documents(const char *path, const char *data, size_t len, Docume
         if (!jsonl) {
             text = is_blank(line, n) ? xstrdup("") : xstrndup(line, n);
         } else if (!is_blank(line, n)) {
-            cJSON *value = cJSON_ParseWithLength(line, n);
-            cJSON *field = value ? cJSON_GetObjectItemCaseSensitive(value, "text") : NULL;
+            const char *parse_end = NULL;
+            cJSON *value = cJSON_ParseWithLengthOpts(line, n, &parse_end, false);
+            if (!value) {
+                documents_free(out);
+                return err_set("%s:%ld: invalid JSON at byte %ld of the line (a JSON Lines "
+                               "calibration file needs one {\"text\": \"...\"} object per line)",
+                               path, line_no, parse_end ? (long)(parse_end - line) + 1 : 1L);
+            }
+            cJSON *field = cJSON_GetObjectItemCaseSensitive(value, "text");
             if (!cJSON_IsString(field)) {
                 cJSON_Delete(value);
                 documents_free(out);
-                return err_set("%s:%ld: expected a JSON object with a \"text\" string field "
-                               "(JSON Lines calibration files need one per line)",
+                return err_set("%s:%ld: the record has no \"text\" string field (a JSON Lines "
+                               "calibration file needs one {\"text\": \"...\"} object per line)",
                                path, line_no);
             }
             text = xstrdup(field->valuestring);
@@ -157,6 +167,30 @@ static int read_documents(const char *path, const char *data, size_t len, Docume
     }
     if (out->n == 0) {
         return err_set("%s: the calibration file contains no text", path);
+    }
+    return 0;
+}
+
+// Rejects a file that is not UTF-8 text: a NUL byte marks a binary file (and would cut a line short
+// where the documents are split), and invalid UTF-8 would reach the tokenizer as replacement
+// characters or single bytes.
+static int check_text_bytes(const char *path, const char *data, size_t len) {
+    long line_no = 1;
+    size_t pos = 0;
+    while (pos < len) {
+        if (data[pos] == '\0') {
+            return err_set("%s:%ld: contains a NUL byte (byte offset %zu), so it is a binary file, "
+                           "not text; give a UTF-8 text file, or JSON Lines with a \"text\" field",
+                           path, line_no, pos);
+        }
+        size_t n = 1;
+        if (utf8_decode(data + pos, len - pos, &n) < 0) {
+            return err_set("%s:%ld: invalid UTF-8 at byte offset %zu; calibration text must be "
+                           "UTF-8, so convert the file (for example with iconv -t UTF-8)",
+                           path, line_no, pos);
+        }
+        line_no += data[pos] == '\n';
+        pos += n;
     }
     return 0;
 }
@@ -253,6 +287,125 @@ static void strip(const char *s, size_t n, size_t *begin, size_t *end) {
     *end = z;
 }
 
+// A fingerprint of WikiText-2 test that survives renaming, line-end changes, JSON Lines exports
+// and partial copies: 64 of the 1,724 lines of wiki.test.raw (SHA-256 above) that are 200 bytes
+// or longer once stripped of ASCII whitespace, taken evenly (line i * 1724 / 64 for i = 0..63),
+// each as its stripped length and the first 16 hex digits of its SHA-256.
+static const struct {
+    size_t length;
+    char sha256_prefix[17];
+} WIKITEXT2_TEST_LINES[] = {
+    {856, "8a4e51a896e52e4d"},
+    {520, "d19affbdb1271d87"},
+    {1125, "9c100ebc6af2fc29"},
+    {1238, "3b6a73e928296505"},
+    {595, "f4f638f1d1e76fcc"},
+    {590, "df4d264eb4edad0f"},
+    {667, "f33eef770ddcc874"},
+    {910, "a9f41310ee382bc9"},
+    {399, "f9b4ca7fcdd6ef5c"},
+    {511, "5e49f29fbcb4dfab"},
+    {411, "307d8ad70bc9128d"},
+    {495, "0dab2942e75b9c03"},
+    {465, "ef9d359b66f40b31"},
+    {760, "21f192f9445e64a0"},
+    {898, "fc06336492f3a37d"},
+    {1268, "11a61ffb28a394c7"},
+    {227, "90f915437a8fb7eb"},
+    {471, "9d1d49e31a85d87d"},
+    {846, "0243cf9031a07322"},
+    {477, "0564a655270cf7fd"},
+    {739, "fce0495a2092670d"},
+    {739, "5eeb25d480af2d7a"},
+    {1179, "57b29060aa7f33fa"},
+    {853, "d4773cacd307f0e7"},
+    {1145, "dcebb24bb69aa66f"},
+    {400, "b0b60eef7492b77a"},
+    {1044, "67be94ae49195eaa"},
+    {614, "732b8c9f02dcc333"},
+    {1352, "4ed5c2b592606253"},
+    {596, "6d988c941ce342bd"},
+    {1551, "497548bcf7022b66"},
+    {843, "8b01bc98975eacd1"},
+    {1084, "833404baa8215e42"},
+    {1090, "95fdb46b919a6b33"},
+    {406, "cab2cbd0d468763c"},
+    {432, "a50cfee7fd64ba4c"},
+    {580, "d373d5d95f6be4a9"},
+    {484, "82925dbfeb11e1dd"},
+    {1039, "008762bb42eb4302"},
+    {482, "ac0f4a06e37bd8e1"},
+    {500, "e50301692fc13060"},
+    {661, "ad1d4b3704a9dee7"},
+    {345, "9c1b4b2bb429a748"},
+    {454, "1985bce9611d405c"},
+    {288, "11eb80699fb2923a"},
+    {869, "b22e49219357bcf4"},
+    {675, "9ef551c70b088bf8"},
+    {887, "26859b784c0cfef7"},
+    {550, "58d6b682ae4d1aac"},
+    {939, "81cc1ced0750f85a"},
+    {1139, "b80d5c600775260d"},
+    {717, "8b68a23b481e2108"},
+    {243, "473f5a310163dde6"},
+    {211, "3a81534b55bd879a"},
+    {906, "127a21899472ae6a"},
+    {635, "61cf2ee0089051b0"},
+    {619, "8e2263c167aa9942"},
+    {947, "aa9af99eab5bede4"},
+    {429, "a49d869a08694ec7"},
+    {744, "36e5d413b63ee605"},
+    {319, "e770ac2c955db17e"},
+    {563, "77e1fdd8261c494b"},
+    {653, "0f1b102de335e1d9"},
+    {688, "25c89a3cef0d20d8"},
+};
+
+// Rejects documents that contain a fingerprinted line of WikiText-2 test. Only lines whose length
+// matches a fingerprint are hashed, so large files cost little.
+static int check_no_evaluation_lines(const char *path, const Documents *docs) {
+    for (int i = 0; i < docs->n; i++) {
+        const char *line = docs->texts[i];
+        while (*line) {
+            const char *newline = strchr(line, '\n');
+            size_t n = newline ? (size_t)(newline - line) : strlen(line);
+            size_t begin, end;
+            strip(line, n, &begin, &end);
+            char sha256[65] = "";
+            for (size_t k = 0; k < ARRAY_LEN(WIKITEXT2_TEST_LINES); k++) {
+                if (end - begin != WIKITEXT2_TEST_LINES[k].length) {
+                    continue;
+                }
+                if (!sha256[0]) {
+                    sha256_bytes(line + begin, end - begin, sha256);
+                }
+                if (strncmp(sha256, WIKITEXT2_TEST_LINES[k].sha256_prefix, 16) == 0) {
+                    return err_set("%s: document %d contains a paragraph of WikiText-2 test, the "
+                                   "text perplexity is evaluated on; calibrating on it would leak "
+                                   "the evaluation data into the quantized model. Use WikiText-2 "
+                                   "train, Pile validation or the default C4 subset",
+                                   path, i + 1);
+                }
+            }
+            line += newline ? n + 1 : n;
+        }
+    }
+    return 0;
+}
+
+// Rejects documents that are all whitespace: they would calibrate on BOS and newline tokens only.
+static int check_has_text(const char *path, const Documents *docs) {
+    for (int i = 0; i < docs->n; i++) {
+        size_t begin, end;
+        strip(docs->texts[i], strlen(docs->texts[i]), &begin, &end);
+        if (begin < end) {
+            return 0;
+        }
+    }
+    return err_set("%s: the calibration file contains no text, only %d blank document(s)", path,
+                   docs->n);
+}
+
 static int sample_packed(const Tokenizer *tok, const Documents *docs, const CalibOptions *o,
                          int seq_len, SampleBuilder *b) {
     int *order = shuffled_order(docs->n, o->seed);
@@ -284,7 +437,9 @@ static int sample_packed(const Tokenizer *tok, const Documents *docs, const Cali
                  o->n_samples, seq_len);
     }
     if (all.n == 0) {
-        return err_set("no calibration document encodes to 1..%d tokens", seq_len);
+        return err_set("no calibration document encodes to 1..%d tokens, the most a packed sample "
+                       "takes from one document; raise the sequence length (--calib-seqlen)",
+                       seq_len);
     }
     int n_split = all.n / seq_len;
     if (n_split == 0) {
@@ -367,9 +522,31 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
                  seq_len, max_seq_len, max_seq_len);
         seq_len = max_seq_len;
     }
+    // A set indexes its tokens with int offsets.
+    int64_t max_tokens = (int64_t)options->n_samples * seq_len;
+    if (max_tokens > INT_MAX) {
+        err_set("%d calibration samples of %d tokens are %lld tokens, more than the %d a "
+                "calibration set holds; lower the sample count (--calib-samples) or the sequence "
+                "length (--calib-seqlen)",
+                options->n_samples, seq_len, (long long)max_tokens, INT_MAX);
+        return NULL;
+    }
 
     char *path = calib_find_text(options, resolver);
     if (!path) {
+        return NULL;
+    }
+
+    // A device or FIFO would never end (/dev/zero) or block until a writer comes, so only a
+    // regular file is read. stat follows symbolic links.
+    struct stat st;
+    bool regular = stat(path, &st) != 0 || S_ISREG(st.st_mode);
+    if (!regular) {
+        const char *kind = S_ISDIR(st.st_mode) ? "is a folder"
+                                               : "is not a regular file (a device, FIFO or socket)";
+        err_set("%s %s; give a calibration text file (.txt, or .jsonl with a \"text\" field)", path,
+                kind);
+        free(path);
         return NULL;
     }
 
@@ -378,12 +555,18 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
     size_t len = 0;
     Documents docs = {0};
     if (sha256_file(path, sha256) != 0 || check_not_evaluation_text(path, sha256) != 0 ||
-        file_read_all(path, &data, &len) != 0 || read_documents(path, data, len, &docs) != 0) {
+        file_read_all(path, &data, &len) != 0 || check_text_bytes(path, data, len) != 0 ||
+        read_documents(path, data, len, &docs) != 0) {
         free(data);
         free(path);
         return NULL;
     }
     free(data);
+    if (check_has_text(path, &docs) != 0 || check_no_evaluation_lines(path, &docs) != 0) {
+        documents_free(&docs);
+        free(path);
+        return NULL;
+    }
 
     SampleBuilder b = {0};
     int rc;

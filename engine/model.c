@@ -306,26 +306,49 @@ static int bind_packed(const GGUFFile *f, const GGUFTensor *t, int rows, int col
         return err_set("%s: packed tensor '%s' has no valid key %s (8 int32 values)", f->path,
                        t->name, key);
     }
+
     int64_t v[8];
     for (int i = 0; i < 8; i++) {
         v[i] = gguf_array_get_int(a, (uint64_t)i);
     }
     if (v[0] != rows || v[1] != cols) {
-        return err_set("%s: packed tensor '%s' is %lldx%lld, expected %dx%d", f->path, t->name,
-                       (long long)v[0], (long long)v[1], rows, cols);
+        return err_set("%s: packed tensor '%s' is %lldx%lld, expected %dx%d; the file is "
+                       "damaged, so quantize the model again",
+                       f->path, t->name, (long long)v[0], (long long)v[1], rows, cols);
     }
+
+    // The flags are 0 or 1, and the activation bits are 8 exactly for the int8-activation layout
+    // (model_save_gguf writes both from one recipe). Any other value is damage, which would
+    // otherwise read as a valid format.
+    bool flags_valid = true;
+    for (int i = 4; i <= 6; i++) {
+        flags_valid = flags_valid && (v[i] == 0 || v[i] == 1);
+    }
+    if (!flags_valid || v[7] != (v[6] == 1 ? 8 : 0)) {
+        return err_set("%s: packed tensor '%s' has invalid values in its key %s (symmetric %lld, "
+                       "fp16 scales %lld, int8 layout %lld, activation bits %lld): the flags must "
+                       "be 0 or 1 and the activation bits 8 with the int8 layout, else 0. The file "
+                       "is damaged; quantize the model again",
+                       f->path, t->name, key, (long long)v[4], (long long)v[5], (long long)v[6],
+                       (long long)v[7]);
+    }
+
     QFormat format = {.code_bits = (int)v[2], .group = (int)v[3], .symmetric = v[4] != 0,
                       .fp16_scales = v[5] != 0, .int8_acts = v[6] != 0};
     const char *bad = qformat_check(&format);
     if (bad) {
-        return err_set("%s: packed tensor '%s': %s", f->path, t->name, bad);
+        return err_set("%s: packed tensor '%s' has an invalid format in its key %s (%s); the "
+                       "file is damaged, so quantize the model again",
+                       f->path, t->name, key, bad);
     }
+
     QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes);
     if (!packed) {
         return err_set("%s: packed tensor '%s' has %zu bytes, which does not match its format "
                        "(written by another qbias version?); quantize the model again",
                        f->path, t->name, t->nbytes);
     }
+
     memset(w, 0, sizeof *w);
     w->name = t->name;
     w->rows = rows;
@@ -591,13 +614,38 @@ static int bind_tensors(Model *m) {
     return 0;
 }
 
-// A fake-quantized matrix of a saved a8 recipe is stored in fp32, which does not record that its
-// inputs are quantized. The recipe records it for every block linear. Packed matrices carry their
-// own activation bits.
-static int apply_recipe_activations(Model *m) {
-    if (strcmp(m->variant, "fp32") == 0) {
-        return 0;
+// Returns the first field in which a packed matrix's format differs from the one `recipe`
+// packs with (quantize.c's recipe_format), with both values, or NULL when they agree.
+static const char *packed_format_mismatch(const Weight *w, const QuantRecipe *recipe,
+                                          int *stored, int *expected) {
+    const QFormat *f = &w->packed->format;
+    struct {
+        const char *field;
+        int stored, expected;
+    } fields[] = {
+        {"code bits", f->code_bits, recipe->weight_bits},
+        {"group", f->group, recipe->group_size},
+        {"symmetric", f->symmetric, recipe->symmetric},
+        {"fp16 scales", f->fp16_scales, recipe->fp16_scales},
+        {"int8 layout", f->int8_acts, recipe->act_bits == 8},
+        {"activation bits", w->act_bits, recipe->act_bits},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
+        if (fields[i].stored != fields[i].expected) {
+            *stored = fields[i].stored;
+            *expected = fields[i].expected;
+            return fields[i].field;
+        }
     }
+    return NULL;
+}
+
+// Checks that the block matrices are stored as the file's recipe specifies: packed in the recipe's
+// format, or in floating point for fp32 and -fake recipes. A mismatch means a damaged or edited
+// file whose scores would be labelled with the wrong recipe, or whose codes would be read in the
+// wrong layout. Then gives every fake-quantized matrix of an a8 recipe its activation bits, which
+// nothing else records (packed matrices carry their own).
+static int apply_recipe_activations(Model *m) {
     QuantRecipe recipe;
     char error[512];
     if (quant_recipe_parse(m->variant, &recipe, error, sizeof error) != 0) {
@@ -605,13 +653,35 @@ static int apply_recipe_activations(Model *m) {
                        "written by another qbias version, so quantize the model again",
                        m->path, error);
     }
+    bool packs = recipe.algo != QUANT_ALGO_NONE && !recipe.fake_quant;
     for (int l = 0; l < m->config.n_layer; l++) {
         Layer *layer = &m->layers[l];
         Weight *weights[] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
                              &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
         for (size_t i = 0; i < ARRAY_LEN(weights); i++) {
-            if (weights[i]->rows > 0 && !weights[i]->packed) {
-                weights[i]->act_bits = recipe.act_bits;
+            Weight *w = weights[i];
+            if (w->rows == 0) {
+                continue;
+            }
+            if ((w->packed != NULL) != packs) {
+                return err_set("%s: tensor '%s' is stored as %s, but the recipe %s in the key "
+                               "qbias.quant.recipe %s. The file is damaged or was edited; "
+                               "quantize the model again",
+                               m->path, w->name, ggml_type_name(w->type), m->variant,
+                               packs ? "packs every block matrix"
+                                     : "keeps block matrices in floating point");
+            }
+            int stored = 0, expected = 0;
+            const char *field = w->packed ? packed_format_mismatch(w, &recipe, &stored, &expected)
+                                          : NULL;
+            if (field) {
+                return err_set("%s: packed tensor '%s' has %s %d in its key qbias.packed.%s, but "
+                               "the recipe %s in the key qbias.quant.recipe needs %d. The file is "
+                               "damaged or was edited; quantize the model again",
+                               m->path, w->name, field, stored, w->name, m->variant, expected);
+            }
+            if (!w->packed) {
+                w->act_bits = recipe.act_bits;
             }
         }
     }

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "quantize.h"
 #include "util.h"
@@ -31,12 +32,72 @@ CalibOptions variant_calib_options(const QuantRecipe *recipe, const VariantOptio
     return c;
 }
 
-// The cache key of a calibrated variant: every input that determines its weights.
+// NOTE: quantize.c repeats this check (check_recipe_format) when it packs, after calibration; this
+// copy exists so that the commands can fail before any work.
+int variant_check_recipe(const QuantRecipe *recipe) {
+    if (recipe->algo == QUANT_ALGO_NONE || recipe->fake_quant) {
+        return 0;
+    }
+    QFormat format = {.code_bits = recipe->weight_bits,
+                      .group = recipe->group_size,
+                      .symmetric = recipe->symmetric,
+                      .fp16_scales = recipe->fp16_scales,
+                      .int8_acts = recipe->act_bits == 8};
+    const char *problem = qformat_check(&format);
+    if (problem) {
+        return err_set("cannot pack '%s': %s; add -fake to the spec to simulate it in fp32",
+                       recipe->text, problem);
+    }
+    return 0;
+}
+
+// Rejects a calibration request whose stored activations cannot fit in this machine's memory,
+// before any text is sampled. The driver (calibrate.c) keeps fp32 values for every calibration
+// token while it works on a block: the block input, plus the attention output and residual for
+// GPTQ, and the input of every linear for AWQ.
+// NOTE: this is an estimate from those arrays; the weights and chunk buffers come on top.
+static int check_calibration_memory(const Model *base, const QuantRecipe *recipe,
+                                    const CalibOptions *c) {
+    const ModelConfig *config = &base->config;
+    int seq_len = c->seq_len;
+    if (config->n_ctx_train > 0 && seq_len > config->n_ctx_train) {
+        seq_len = config->n_ctx_train;
+    }
+    double d = config->n_embd, q_dim = (double)config->n_head * config->head_dim;
+    double floats = d;
+    if (recipe->algo == QUANT_ALGO_GPTQ) {
+        floats += q_dim + d;
+    } else if (recipe->algo == QUANT_ALGO_AWQ) {
+        floats += 2 * d + q_dim + config->n_ff;
+    }
+    double bytes = (double)c->n_samples * seq_len * floats * sizeof(float);
+
+    long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || page_size <= 0) {
+        return 0;
+    }
+    double memory = (double)pages * (double)page_size;
+    if (bytes > memory) {
+        return err_set("%s: calibrating on %d samples of %d tokens keeps about %.1f GB of "
+                       "activations (an estimate), more than the %.1f GB of memory of this "
+                       "machine; lower --calib-samples or --calib-seqlen",
+                       recipe->text, c->n_samples, seq_len, bytes / 1e9, memory / 1e9);
+    }
+    return 0;
+}
+
+// The cache key of a calibrated variant: every input that determines its weights. The method
+// settings are listed because the recipe text does not hold them and code can change them.
 static void cache_key(const QuantRecipe *recipe, const VariantOptions *o,
                       const CalibrationSet *calib, char key[65]) {
-    char *text = xasprintf("qbias %s\nmodel %s\nrecipe %s\ncalibration %s\nsampling %s %d x %d "
-                           "seed %llu\n",
-                           QBIAS_VERSION, o->model_hash, recipe->text, calib->sha256,
+    const GptqSettings *g = &recipe->gptq;
+    const AwqSettings *a = &recipe->awq;
+    char *text = xasprintf("qbias %s\nmodel %s\nrecipe %s\n"
+                           "gptq %.17g %d %d %d\nawq %d %d %d %.17g\nsq %.17g %d\n"
+                           "calibration %s\nsampling %s %d x %d seed %llu\n",
+                           QBIAS_VERSION, o->model_hash, recipe->text, g->percdamp, g->block_size,
+                           g->act_order, g->static_groups, a->n_grid, a->clip, a->clip_grid,
+                           a->max_shrink, recipe->sq.alpha, recipe->sq.smooth, calib->sha256,
                            calib_sampling_name(calib->options.sampling), calib->options.n_samples,
                            calib->options.seq_len, (unsigned long long)calib->options.seed);
     sha256_bytes(text, strlen(text), key);
@@ -130,6 +191,9 @@ Model *variant_build(const Model *base, const QuantRecipe *recipe, const Variant
     }
 
     CalibOptions copts = variant_calib_options(recipe, o);
+    if (variant_check_recipe(recipe) != 0 || check_calibration_memory(base, recipe, &copts) != 0) {
+        return NULL;
+    }
     CalibrationSet *calib = calib_set_load(base->tokenizer, base->config.n_ctx_train, o->resolver,
                                            &copts);
     if (!calib) {

@@ -3,8 +3,8 @@
 //
 // Calibrated quantization of a large model takes minutes to hours, so a calibrated variant of a
 // GGUF model is saved in the cache (<cache>/quantized/<key>.gguf) and loaded from there next time.
-// The key is the SHA-256 of everything that determines the result: the model's hash, the recipe,
-// the calibration file's hash and sampling settings, and qbias's version.
+// The key is the SHA-256 of everything that determines the result: the model's hash, the recipe
+// and its method settings, the calibration file's hash and sampling settings, and qbias's version.
 #ifndef QBIAS_VARIANTS_H
 #define QBIAS_VARIANTS_H
 
@@ -35,6 +35,11 @@ CalibOptions variant_calib_options(const QuantRecipe *recipe, const VariantOptio
 
 // Returns true when the recipe needs calibration text.
 bool recipe_needs_calibration(const QuantRecipe *recipe);
+
+// Checks what the recipe text alone decides: a packed recipe needs a group that is a multiple of
+// 32 (or one group per row). Callers run it before hashing the model or loading calibration
+// text. Returns 0, or -1 with an error that suggests -fake.
+int variant_check_recipe(const QuantRecipe *recipe);
 
 // Builds the variant of `base` named by `recipe`. The base's own recipe ("fp32" for an
 // unquantized model, or the recipe a file saved by qbias holds) shares the base's weights as

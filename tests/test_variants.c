@@ -194,6 +194,18 @@ TEST(variant_save_writes_documented_metadata) {
     model_free(base);
 }
 
+// Options for 8 x 128 calibration tokens of the C4 subset, cached in `cache` under `model_hash`.
+static VariantOptions cached_small_calibration(const char *cache, const char *model_hash) {
+    VariantOptions o;
+    variant_options_default(&o);
+    o.calib_path = test_shared_path("data/c4-validation-subset/c4_validation_2k.jsonl");
+    o.calib_samples = 8;
+    o.calib_seq_len = 128;
+    o.cache_dir = cache;
+    o.model_hash = model_hash;
+    return o;
+}
+
 // A calibrated variant is saved in the cache under its content key and loaded from there the
 // next time, with the same scores. Other calibration settings make another key.
 TEST(variant_cache_reuses_calibrated_variants) {
@@ -201,13 +213,7 @@ TEST(variant_cache_reuses_calibrated_variants) {
     char hash[65];
     REQUIRE_OK(sha256_path(base->path, hash));
     char *cache = xasprintf("%s/cache", test_tmp_dir());
-    VariantOptions o;
-    variant_options_default(&o);
-    o.calib_path = test_shared_path("data/c4-validation-subset/c4_validation_2k.jsonl");
-    o.calib_samples = 8;
-    o.calib_seq_len = 128;
-    o.cache_dir = cache;
-    o.model_hash = hash;
+    VariantOptions o = cached_small_calibration(cache, hash);
     QuantRecipe recipe = qtest_recipe("gptq:w3g32");
 
     QuantReport report;
@@ -253,6 +259,36 @@ TEST(variant_cache_reuses_calibrated_variants) {
     model_free(first);
     free(listing);
     free(dir);
+    free(cache);
+    model_free(base);
+}
+
+// The recipe text does not hold the method settings that code can change (sq.smooth, sq.alpha,
+// the GPTQ damping, the AWQ grid), so a cache key made from the text alone returns the variant of
+// other settings.
+TEST(variant_cache_key_includes_method_settings) {
+    Model *base = load_stories();
+    char hash[65];
+    REQUIRE_OK(sha256_path(base->path, hash));
+    char *cache = path_join(test_tmp_dir(), "cache");
+    VariantOptions o = cached_small_calibration(cache, hash);
+
+    QuantRecipe smoothed = qtest_recipe("sq:w8a8");
+    QuantRecipe plain = smoothed;
+    plain.sq.smooth = false;
+    QuantReport report;
+    Model *first = variant_build(base, &smoothed, &o, &report, NULL);
+    REQUIRE_MSG(first != NULL, "%s", err_msg());
+    Model *second = variant_build(base, &plain, &o, &report, NULL);
+    REQUIRE_MSG(second != NULL, "%s", err_msg());
+    CHECK_MSG(report.n_linears == 7 * base->config.n_layer,
+              "sq.smooth = false was loaded from the cache entry of sq.smooth = true");
+
+    // Without smoothing the block norms stay as the base stores them.
+    const float *norm = second->layers[0].attn_norm, *base_norm = base->layers[0].attn_norm;
+    CHECK(memcmp(norm, base_norm, (size_t)base->config.n_embd * sizeof(float)) == 0);
+    model_free(second);
+    model_free(first);
     free(cache);
     model_free(base);
 }
