@@ -295,6 +295,7 @@ int gguf_writer_write(GGUFWriter *w, const char *path) {
         sb_free(&head);
         return -1;
     }
+    temp_file_register(tmp);
     int rc = write_all(out, head.data, head.len, tmp);
     uint64_t position = head.len;
     if (rc == 0 && w->n_tensors > 0) {
@@ -323,6 +324,7 @@ int gguf_writer_write(GGUFWriter *w, const char *path) {
     if (rc != 0) {
         unlink(tmp);
     }
+    temp_file_release(tmp);
     free(tmp);
     sb_free(&head);
     return rc;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +189,52 @@ int file_read_all(const char *path, char **data, size_t *len) {
     return 0;
 }
 
+// Temporary files to delete on a fatal signal. The handler reads only these static arrays and
+// calls only async-signal-safe functions (unlink, signal, raise).
+static char temp_paths[TEMP_FILES_MAX][4096];
+static volatile sig_atomic_t temp_used[TEMP_FILES_MAX];
+
+static void remove_temp_files_and_exit(int sig) {
+    for (int i = 0; i < TEMP_FILES_MAX; i++) {
+        if (temp_used[i]) {
+            unlink(temp_paths[i]);
+        }
+    }
+    // Die of the same signal, so the parent sees how the process ended.
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void temp_file_register(const char *path) {
+    static bool installed = false;
+    if (!installed) {
+        const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+        for (size_t i = 0; i < ARRAY_LEN(signals); i++) {
+            struct sigaction action = {.sa_handler = remove_temp_files_and_exit};
+            sigemptyset(&action.sa_mask);
+            sigaction(signals[i], &action, NULL);
+        }
+        installed = true;
+    }
+    for (int i = 0; i < TEMP_FILES_MAX; i++) {
+        if (!temp_used[i] && strlen(path) < sizeof temp_paths[i]) {
+            snprintf(temp_paths[i], sizeof temp_paths[i], "%s", path);
+            temp_used[i] = 1;
+            return;
+        }
+    }
+    log_warn("%s will not be deleted if qbias is interrupted (too many temporary files)", path);
+}
+
+void temp_file_release(const char *path) {
+    for (int i = 0; i < TEMP_FILES_MAX; i++) {
+        if (temp_used[i] && strcmp(temp_paths[i], path) == 0) {
+            temp_used[i] = 0;
+            return;
+        }
+    }
+}
+
 int file_write_atomic(const char *path, const void *data, size_t len) {
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -196,39 +243,36 @@ int file_write_atomic(const char *path, const void *data, size_t len) {
         free(tmp);
         return -1;
     }
+    temp_file_register(tmp);
 
+    int rc = 0;
     const char *p = data;
     size_t left = len;
-    while (left > 0) {
+    while (left > 0 && rc == 0) {
         ssize_t wrote = write(fd, p, left);
-        if (wrote < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            err_set("cannot write %s: %s", tmp, strerror(errno));
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            return -1;
+        if (wrote < 0 && errno != EINTR) {
+            rc = err_set("cannot write %s: %s", tmp, strerror(errno));
+        } else if (wrote > 0) {
+            p += wrote;
+            left -= (size_t)wrote;
         }
-        p += wrote;
-        left -= (size_t)wrote;
     }
 
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        err_set("cannot flush %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
+    if (fsync(fd) != 0 && rc == 0) {
+        rc = err_set("cannot flush %s: %s", tmp, strerror(errno));
     }
-    if (rename(tmp, path) != 0) {
-        err_set("cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        unlink(tmp);
-        free(tmp);
-        return -1;
+    if (close(fd) != 0 && rc == 0) {
+        rc = err_set("cannot close %s: %s", tmp, strerror(errno));
     }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = err_set("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
+    if (rc != 0) {
+        unlink(tmp);
+    }
+    temp_file_release(tmp);
     free(tmp);
-    return 0;
+    return rc;
 }
 
 bool file_exists(const char *path) {

@@ -79,6 +79,14 @@ int file_read_all(const char *path, char **data, size_t *len);
 // A reader sees either the old file or the complete new one, never a half-written file.
 int file_write_atomic(const char *path, const void *data, size_t len);
 
+// Registers a temporary file that SIGINT, SIGTERM or SIGHUP deletes before the process ends, so
+// that an interrupted atomic write leaves no partial file behind (a saved model can take
+// gigabytes). At most TEMP_FILES_MAX are registered at once; beyond that a warning is logged and
+// the file is not cleaned up. Release the path once the file is renamed or removed.
+#define TEMP_FILES_MAX 4
+void temp_file_register(const char *path);
+void temp_file_release(const char *path);
+
 bool file_exists(const char *path);
 bool dir_exists(const char *path);
 

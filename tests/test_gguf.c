@@ -1,7 +1,10 @@
 // test_gguf.c: the GGUF reader on real files, on files written by the GGUF writer, and on
 // truncated and corrupt files (which must give errors naming the file, never crash).
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../engine/gguf.h"
 #include "../engine/model.h"
@@ -386,4 +389,36 @@ TEST(gguf_reads_nested_arrays) {
     free(copy_path);
     free(path);
     sb_free(&b);
+}
+
+// A temporary file registered by an atomic write is deleted when SIGTERM ends the process, and
+// the process still dies of that signal.
+TEST(temp_file_removed_on_signal) {
+    char *path = xasprintf("%s/partial.gguf.tmp", test_tmp_dir());
+    char *kept = xasprintf("%s/released.tmp", test_tmp_dir());
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        FILE *f = fopen(path, "wb");
+        FILE *g = fopen(kept, "wb");
+        if (!f || !g) {
+            _exit(3);
+        }
+        fputs("partial", f);
+        fclose(f);
+        fclose(g);
+        temp_file_register(path);
+        temp_file_register(kept);
+        temp_file_release(kept);
+        raise(SIGTERM);
+        _exit(4);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK_MSG(WIFSIGNALED(status), "child status %d", status);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+    CHECK_MSG(access(path, F_OK) != 0, "%s survived the signal", path);
+    CHECK_MSG(access(kept, F_OK) == 0, "%s was released but deleted", kept);
+    free(kept);
+    free(path);
 }
