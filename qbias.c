@@ -348,7 +348,31 @@ static void print_model_info(const Model *m) {
     const ModelConfig *c = &m->config;
     printf("file: %s\n", m->path);
     printf("architecture: %s\n", c->arch_name);
-    printf("format: %s\n", m->file ? "GGUF" : "Hugging Face folder (safetensors)");
+    printf("format: %s\n", m->file      ? "GGUF"
+                           : m->overlay ? "GGUF blocks saved by qbias, over a Hugging Face folder"
+                                        : "Hugging Face folder (safetensors)");
+    // A file saved by qbias quantize: its recipe and how it was made (the qbias.quant.* keys).
+    const GGUFFile *saved = m->file ? m->file : m->overlay;
+    if (strcmp(m->variant, "fp32") != 0) {
+        printf("quantized variant: %s\n", m->variant);
+    }
+    for (uint64_t i = 0; saved && i < saved->n_kv; i++) {
+        const char *key = saved->kv[i].key;
+        if (strncmp(key, "qbias.quant.", 12) != 0 || strcmp(key, "qbias.quant.recipe") == 0) {
+            continue;
+        }
+        char *text = NULL;
+        double number = 0;
+        bool flag = false;
+        if (gguf_get_string(saved, key, &text) == 1) {
+            printf("  %s: %s\n", key + 12, text);
+            free(text);
+        } else if (gguf_get_bool(saved, key, &flag) == 1) {
+            printf("  %s: %s\n", key + 12, flag ? "true" : "false");
+        } else if (gguf_get_float(saved, key, &number) == 1) {
+            printf("  %s: %.17g\n", key + 12, number);
+        }
+    }
     printf("weights as stored: %s (attn_q), %s (ffn_down), %s (token_embd)\n",
            ggml_type_name(m->layers[0].attn_q.type), ggml_type_name(m->layers[0].ffn_down.type),
            ggml_type_name(m->token_embd.type));
@@ -878,6 +902,23 @@ static int cmd_ppl(int argc, char **argv) {
 // ----------------------------------------------------------------------------
 // qbias eval
 
+// The variant scored when --quant is absent: the weights as stored, which is the recipe a file
+// saved by qbias quantize names, and fp32 for any other model. Problems with the model are left
+// for eval to report.
+static char *stored_recipe(const char *model_arg, const char *data_dir) {
+    Resolver *resolver = resolver_new(data_dir);
+    char *path = dir_exists(model_arg) ? NULL : resolver_find_model(resolver, model_arg);
+    resolver_free(resolver);
+    char *recipe = NULL;
+    GGUFFile *f = path ? gguf_open(path) : NULL;
+    if (!f || gguf_get_string(f, "qbias.quant.recipe", &recipe) != 1) {
+        recipe = xstrdup("fp32");
+    }
+    gguf_close(f);
+    free(path);
+    return recipe;
+}
+
 static int cmd_eval(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL},    {"--quant", "-q", true, NULL},
                         {"--probes", NULL, true, NULL},   {"--out", "-o", true, NULL},
@@ -912,7 +953,8 @@ static int cmd_eval(int argc, char **argv) {
         return 2;
     }
 
-    char *quant_copy = xstrdup(quant ? quant : "fp32");
+    char *quant_copy = quant ? xstrdup(quant)
+                             : stored_recipe(model, option_value(options, n_options, "--data-dir"));
     char *probes_copy = xstrdup(probes ? probes : "stereoset,redditbias,crows_pairs");
     const char *specs[MAX_LIST_ITEMS], *probe_list[MAX_LIST_ITEMS];
     EvalOptions eval = {
@@ -1031,7 +1073,7 @@ static int cmd_quantize(int argc, char **argv) {
 // ----------------------------------------------------------------------------
 // qbias bench
 
-// bench_main parses argv from index 1, as a main() does; the dispatcher passes the arguments after
+// bench_main parses argv from index 1, as a main() does. The dispatcher passes the arguments after
 // the command name, so step back one to include "bench" as argv[0].
 static int cmd_bench(int argc, char **argv) {
     return bench_main(argc + 1, argv - 1);
@@ -1056,8 +1098,9 @@ static const char EVAL_USAGE[] =
     "\n"
     "  --model, -m MODEL     a GGUF file, a Hugging Face folder, or a bundled model name (e.g.\n"
     "                        stories260K)\n"
-    "  --quant, -q LIST      comma-separated recipes (default fp32): fp32, rtn:w8g128,\n"
-    "                        gptq:w4g128, awq:w3g128, sq:w8a8, ... ('qbias help' lists the forms)\n"
+    "  --quant, -q LIST      comma-separated recipes: fp32, rtn:w8g128, gptq:w4g128,\n"
+    "                        awq:w3g128, sq:w8a8, ... ('qbias help' lists the forms). Default:\n"
+    "                        the weights as stored (fp32, or the recipe of a saved file)\n"
     "  --probes LIST         comma-separated probes (default all)\n"
     "  --out, -o DIR         run directory (created if missing)\n"
     "  --limit N             score only the first N items of each probe\n"

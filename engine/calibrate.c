@@ -124,6 +124,8 @@ static float *scratch(size_t rows, int width) {
     return xmalloc(rows * (size_t)width * sizeof(float));
 }
 
+static void runner_free(Runner *r);
+
 static int runner_init(Runner *r, const Model *m, const CalibrationSet *cs) {
     memset(r, 0, sizeof *r);
     const ModelConfig *c = &m->config;
@@ -174,8 +176,17 @@ static int runner_init(Runner *r, const Model *m, const CalibrationSet *cs) {
     r->tmp = scratch(mc, r->d);
     r->xs = scratch(mc, r->d);
 
-    // Token embeddings: the input of block 0.
-    r->x = scratch(r->n_tokens, r->d);
+    // Token embeddings: the input of block 0. This array holds every calibration token, so it is
+    // the one allocation that can exceed memory: fail with a message instead of aborting.
+    size_t bytes = 0;
+    r->x = size_mul(r->n_tokens, (size_t)r->d * sizeof(float), &bytes) ? malloc(bytes) : NULL;
+    if (!r->x) {
+        err_set("cannot allocate %.1f GB for the block inputs of %zu calibration tokens; use fewer "
+                "calibration samples (--calib-samples) or shorter ones (--calib-seqlen)",
+                (double)r->n_tokens * r->d * sizeof(float) / 1e9, r->n_tokens);
+        runner_free(r);
+        return -1;
+    }
     for (size_t t = 0; t < r->n_tokens; t++) {
         weight_row_to_f32(&m->token_embd, cs->tokens[t], r->x + t * (size_t)r->d);
     }

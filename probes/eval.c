@@ -342,6 +342,10 @@ static int prepare(const EvalOptions *o, const Resolver *resolver, QuantRecipe *
         if (quant_recipe_parse(o->specs[i], &specs[i], error, sizeof error) != 0) {
             return err_set("%s", error);
         }
+        // A recipe that cannot be packed fails here, not after the data and model are loaded.
+        if (variant_check_recipe(&specs[i]) != 0) {
+            return -1;
+        }
         for (int j = 0; j < i; j++) {
             if (strcmp(specs[i].text, specs[j].text) == 0) {
                 return err_set("variant '%s' is listed twice in --quant", specs[i].text);

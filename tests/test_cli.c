@@ -563,6 +563,26 @@ TEST(quantize_then_eval_matches_on_the_fly) {
     const cJSON *samples = get_path(fp, keys, 4);
     CHECK(cJSON_IsNumber(samples) && samples->valuedouble == 8);
 
+    // Without --quant, eval scores the weights as stored, and info shows how they were made.
+    command = xasprintf("%s eval --model '%s' --quiet --out '%s/d' --probes stereoset --limit 5",
+                        qbias_bin(), saved, dir);
+    err = NULL;
+    CHECK_MSG(run(dir, command, NULL, &err) == 0, "%s", err);
+    free(err);
+    free(command);
+    char *d_items = xasprintf("%s/d/items.jsonl", dir);
+    char *d_text = read_text(d_items);
+    CHECK_MSG(strstr(d_text, "\"variant\":\"gptq:w4g32\"") != NULL, "%s", d_text);
+    free(d_text);
+    free(d_items);
+    command = xasprintf("%s info '%s'", qbias_bin(), saved);
+    char *out = NULL;
+    CHECK(run(dir, command, &out, NULL) == 0);
+    CHECK_MSG(strstr(out, "quantized variant: gptq:w4g32"), "%s", out);
+    CHECK_MSG(strstr(out, "calibration_samples: 8"), "%s", out);
+    free(out);
+    free(command);
+
     // The saved file refuses to pose as full precision.
     command = xasprintf("%s eval --model '%s' --quiet --out '%s/c' --quant fp32 --probes "
                         "stereoset --limit 5",
