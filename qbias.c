@@ -122,16 +122,22 @@ static int parse_float_option(const char *name, const char *text, double min, do
     return 0;
 }
 
-// Splits a comma-separated list in place (the string is modified); returns the count.
-static int split_list(char *text, const char **items, int max_items) {
+// Splits a comma-separated list in place (the string is modified); returns the count, or -1 with
+// an error when the list holds more than `max_items` items (never drops the rest silently).
+static int split_list(const char *option, char *text, const char **items, int max_items) {
     int n = 0;
-    for (char *token = strtok(text, ","); token && n < max_items; token = strtok(NULL, ",")) {
+    for (char *token = strtok(text, ","); token; token = strtok(NULL, ",")) {
         while (*token == ' ') {
             token++;
         }
-        if (*token) {
-            items[n++] = token;
+        if (!*token) {
+            continue;
         }
+        if (n == max_items) {
+            return err_set("%s lists more than %d items; split the work into several runs", option,
+                           max_items);
+        }
+        items[n++] = token;
     }
     return n;
 }
@@ -268,7 +274,10 @@ static int check_input_file(const char *option, const char *path) {
 // Parses comma-separated recipes. Returns the count, or -1 with an error.
 static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
     const char *items[MAX_LIST_ITEMS];
-    int n = split_list(list, items, max < MAX_LIST_ITEMS ? max : MAX_LIST_ITEMS);
+    int n = split_list("--quant", list, items, max < MAX_LIST_ITEMS ? max : MAX_LIST_ITEMS);
+    if (n < 0) {
+        return -1;
+    }
     if (n == 0) {
         return err_set("--quant is empty; give a recipe such as fp32 or gptq:w4g128");
     }
@@ -957,14 +966,22 @@ static int cmd_eval(int argc, char **argv) {
                              : stored_recipe(model, option_value(options, n_options, "--data-dir"));
     char *probes_copy = xstrdup(probes ? probes : "stereoset,redditbias,crows_pairs");
     const char *specs[MAX_LIST_ITEMS], *probe_list[MAX_LIST_ITEMS];
+    int n_specs = split_list("--quant", quant_copy, specs, MAX_LIST_ITEMS);
+    int n_probes = n_specs < 0 ? -1 : split_list("--probes", probes_copy, probe_list, MAX_LIST_ITEMS);
+    if (n_specs < 0 || n_probes < 0) {
+        fprintf(stderr, "error: %s\n", err_msg());
+        free(quant_copy);
+        free(probes_copy);
+        return 2;
+    }
     EvalOptions eval = {
         .model = model,
         .out_dir = out,
         .data_dir = option_value(options, n_options, "--data-dir"),
         .specs = specs,
-        .n_specs = split_list(quant_copy, specs, MAX_LIST_ITEMS),
+        .n_specs = n_specs,
         .probes = probe_list,
-        .n_probes = split_list(probes_copy, probe_list, MAX_LIST_ITEMS),
+        .n_probes = n_probes,
         .limit = limit,
         .batch_tokens = (int)batch_tokens,
         .calib_path = calib_args.path,

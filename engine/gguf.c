@@ -48,7 +48,8 @@ static size_t cursor_left(const Cursor *c) {
 static int cursor_read(Cursor *c, void *out, size_t n, const char *what) {
     if (cursor_left(c) < n) {
         return err_set("%s: truncated file: %s needs %zu bytes at offset %zu but only %zu remain "
-                       "(re-download or re-convert the file)",
+                       "(re-download or re-convert the file; for a file from qbias quantize, "
+                       "run it again)",
                        c->path, what, n, c->pos, cursor_left(c));
     }
     memcpy(out, c->base + c->pos, n);
@@ -384,7 +385,8 @@ static int check_tensor_ranges(GGUFFile *f) {
         GGUFTensor *t = &f->tensors[i];
         if (t->offset > data_size || t->nbytes > data_size - t->offset) {
             return err_set("%s: tensor '%s' (%s, %zu bytes at data offset %llu) extends past the "
-                           "end of the file (%zu data bytes); the file is truncated, re-download it",
+                           "end of the file (%zu data bytes); the file is truncated: re-download "
+                           "it (or run qbias quantize again for a file it wrote)",
                            f->path, t->name, ggml_type_name(t->type), t->nbytes,
                            (unsigned long long)t->offset, data_size);
         }

@@ -326,6 +326,16 @@ TEST(eval_rejects_bad_arguments) {
     CHECK(run_eval(dir, out_dir, "--probes stereoset --limit 0", &err) != 0);
     CHECK_MSG(strstr(err, "--limit") != NULL, "limit error: %s", err);
     free(err);
+    err = NULL;
+
+    // A list longer than qbias holds is refused whole, never cut short.
+    char many[1024] = "--probes stereoset --quant fp32";
+    for (int i = 0; i < 64; i++) {
+        strcat(many, ",rtn:w8g128");
+    }
+    CHECK(run_eval(dir, out_dir, many, &err) != 0);
+    CHECK_MSG(strstr(err, "more than 64 items") != NULL, "long list error: %s", err);
+    free(err);
     CHECK_MSG(!dir_exists(out_dir), "a failed argument check created the output directory");
     free(out_dir);
 }
