@@ -40,8 +40,10 @@ static void fill_random(float *x, size_t n, uint32_t seed) {
 // Shapes with tails in every dimension: k not a multiple of 16 (172 is stories260K's FFN width),
 // m = 1 and n = 1, odd sizes.
 static const int shapes[][3] = {
-    {1, 1, 1}, {1, 7, 16}, {3, 5, 17}, {4, 4, 64}, {5, 9, 172}, {1, 512, 64},
+    {1, 1, 1}, {1, 7, 16}, {3, 5, 17}, {4, 4, 64}, {5, 9, 172}, {1, 512, 64}, {9, 6, 7},
     {21, 172, 64}, {7, 64, 172}, {8, 33, 300}, {13, 70, 4096},
+    // Past the AVX-512 cache blocks (48 x 64 outputs, chunks of 1024 columns), with tails.
+    {70, 131, 600}, {129, 65, 2100},
 };
 
 TEST(gemm_f32_paths_match_scalar_bitwise) {
