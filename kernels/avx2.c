@@ -1,11 +1,14 @@
 // avx2.c: AVX2 kernels (compiled with -mavx2 -mfma; selected at run time on CPUs with it).
 //
 // gemm_f32 keeps the 16 lanes of the 16-lane order (kernels.h) in two ymm registers per output
-// (lanes 0-7 and 8-15) and computes 2 x 2 output tiles, which fit AVX2's 16 registers.
+// (lanes 0-7 and 8-15) and computes 2 x 2 output tiles, which fit AVX2's 16 registers, over the
+// cache blocks of blocked.h.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <stdbool.h>
 
+#include "blocked.h"
 #include "kernels.h"
 
 // Adds lanes lo (0-7) and hi (8-15) in the tree order l += l + 8, l += l + 4, l += l + 2, l += l + 1.
@@ -25,68 +28,70 @@ static inline float finish(__m256 lo, __m256 hi, const float *x, const float *w,
     return sum;
 }
 
-static inline void tile_2x2(const float *x, const float *w, float *y, int k, int ldy) {
+// Computes one tile of mr x nr outputs (at most 2 x 2) as GemmTileFn (blocked.h) describes. The
+// 16 floats of an output's accumulators are its lanes 0-7, then 8-15.
+static inline __attribute__((always_inline)) void
+tile_chunk(const int mr, const int nr, const float *x, const float *w, int k, int k0, int kc,
+           float *acc, int acc_stride, bool first, bool last, float *y, int ldy) {
     int k16 = k - k % 16;
     __m256 lo[2][2], hi[2][2];
-    #pragma GCC unroll 4
-    for (int i = 0; i < 2; i++) {
-        #pragma GCC unroll 4
-        for (int j = 0; j < 2; j++) {
-            lo[i][j] = _mm256_setzero_ps();
-            hi[i][j] = _mm256_setzero_ps();
+    #pragma GCC unroll 2
+    for (int i = 0; i < mr; i++) {
+        #pragma GCC unroll 2
+        for (int j = 0; j < nr; j++) {
+            float *a = acc + ((size_t)i * acc_stride + (size_t)j) * 16;
+            lo[i][j] = first ? _mm256_setzero_ps() : _mm256_load_ps(a);
+            hi[i][j] = first ? _mm256_setzero_ps() : _mm256_load_ps(a + 8);
         }
     }
-    for (int k0 = 0; k0 < k16; k0 += 16) {
-        __m256 x_lo[2], x_hi[2];
-        #pragma GCC unroll 4
-        for (int i = 0; i < 2; i++) {
-            x_lo[i] = _mm256_loadu_ps(x + (long)i * k + k0);
-            x_hi[i] = _mm256_loadu_ps(x + (long)i * k + k0 + 8);
+    for (int kk = k0; kk < k0 + kc; kk += 16) {
+        __m256 w_lo[2], w_hi[2];
+        #pragma GCC unroll 2
+        for (int j = 0; j < nr; j++) {
+            w_lo[j] = _mm256_loadu_ps(w + (size_t)j * (size_t)k + (size_t)kk);
+            w_hi[j] = _mm256_loadu_ps(w + (size_t)j * (size_t)k + (size_t)kk + 8);
+            // In registers, so that GCC does not fold a load into each multiply-add.
+            __asm__("" : "+x"(w_lo[j]), "+x"(w_hi[j]));
         }
-        #pragma GCC unroll 4
-        for (int j = 0; j < 2; j++) {
-            __m256 w_lo = _mm256_loadu_ps(w + (long)j * k + k0);
-            __m256 w_hi = _mm256_loadu_ps(w + (long)j * k + k0 + 8);
-            #pragma GCC unroll 4
-            for (int i = 0; i < 2; i++) {
-                lo[i][j] = _mm256_fmadd_ps(x_lo[i], w_lo, lo[i][j]);
-                hi[i][j] = _mm256_fmadd_ps(x_hi[i], w_hi, hi[i][j]);
+        #pragma GCC unroll 2
+        for (int i = 0; i < mr; i++) {
+            __m256 x_lo = _mm256_loadu_ps(x + (size_t)i * (size_t)k + (size_t)kk);
+            __m256 x_hi = _mm256_loadu_ps(x + (size_t)i * (size_t)k + (size_t)kk + 8);
+            #pragma GCC unroll 2
+            for (int j = 0; j < nr; j++) {
+                lo[i][j] = _mm256_fmadd_ps(x_lo, w_lo[j], lo[i][j]);
+                hi[i][j] = _mm256_fmadd_ps(x_hi, w_hi[j], hi[i][j]);
             }
         }
     }
-    #pragma GCC unroll 4
-    for (int i = 0; i < 2; i++) {
-        #pragma GCC unroll 4
-        for (int j = 0; j < 2; j++) {
-            y[(long)i * ldy + j] =
-                finish(lo[i][j], hi[i][j], x + (long)i * k, w + (long)j * k, k16, k);
+    #pragma GCC unroll 2
+    for (int i = 0; i < mr; i++) {
+        #pragma GCC unroll 2
+        for (int j = 0; j < nr; j++) {
+            if (last) {
+                y[(size_t)i * ldy + j] = finish(lo[i][j], hi[i][j], x + (size_t)i * (size_t)k,
+                                                w + (size_t)j * (size_t)k, k16, k);
+            } else {
+                float *a = acc + ((size_t)i * acc_stride + (size_t)j) * 16;
+                _mm256_store_ps(a, lo[i][j]);
+                _mm256_store_ps(a + 8, hi[i][j]);
+            }
         }
     }
 }
 
-static inline void tile_1x1(const float *x, const float *w, float *y, int k) {
-    int k16 = k - k % 16;
-    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
-    for (int k0 = 0; k0 < k16; k0 += 16) {
-        lo = _mm256_fmadd_ps(_mm256_loadu_ps(x + k0), _mm256_loadu_ps(w + k0), lo);
-        hi = _mm256_fmadd_ps(_mm256_loadu_ps(x + k0 + 8), _mm256_loadu_ps(w + k0 + 8), hi);
-    }
-    *y = finish(lo, hi, x, w, k16, k);
-}
+GEMM_TILE_FN(tile_2x2_chunk, tile_chunk, 2, 2)
+GEMM_TILE_FN(tile_1x1_chunk, tile_chunk, 1, 1)
+
+// Blocks for an L2 of 256 KB or more: a 64 KB accumulator buffer beside two 64 KB chunks.
+static const GemmBlocking avx2_blocking = {
+    .mb = 32, .nb = 32, .kc = 512,
+    .mr = 2, .nr = 2, .tile = tile_2x2_chunk,
+    .tile_one = tile_1x1_chunk,
+};
 
 void gemm_f32_avx2(const float *x, const float *w, float *y, int m, int n, int k, int ldy) {
-    int m2 = m - m % 2, n2 = n - n % 2;
-    for (int j = 0; j < n2; j += 2) {
-        for (int i = 0; i < m2; i += 2) {
-            tile_2x2(x + (long)i * k, w + (long)j * k, y + (long)i * ldy + j, k, ldy);
-        }
-    }
-    for (int i = 0; i < m; i++) {
-        int j_start = i < m2 ? n2 : 0; // full row pairs already have columns < n2
-        for (int j = j_start; j < n; j++) {
-            tile_1x1(x + (long)i * k, w + (long)j * k, y + (long)i * ldy + j, k);
-        }
-    }
+    gemm_f32_blocked(&avx2_blocking, x, w, y, m, n, k, ldy);
 }
 
 #endif // __x86_64__

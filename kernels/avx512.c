@@ -2,15 +2,13 @@
 //
 // gemm_f32 keeps the 16 lanes of the 16-lane order (kernels.h) in one zmm register per output.
 // With 4 or more activation rows it computes 6 x 4 output tiles (24 accumulators): per step of 16
-// k values it loads 6 activation and 4 weight vectors and issues 24 fused multiply-adds, over
-// cache blocks described at gemm_f32_blocked. With fewer rows (decode) it streams the weights
-// through 1 x 4 tiles.
+// k values it loads 6 activation and 4 weight vectors and issues 24 fused multiply-adds, over the
+// cache blocks of blocked.h. With fewer rows (decode) it streams the weights through 1 x 4 tiles.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
-#include <stdbool.h>
-#include <stdlib.h>
 
+#include "blocked.h"
 #include "kernels.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -63,44 +61,26 @@ static inline void tile_1x4(const float *x, const float *w, float *y, int k) {
     }
 }
 
-// Cache blocking of the many-row product. With every accumulator in registers for the whole of
-// k, a tile streams its activation rows once per 4 weight rows, and for long rows (k = 14336 is
-// 57 KB a row) the activations come from memory each time: about 2 flops per byte, a sixth of the
-// fp32 peak. So k is cut into chunks of GEMM_KC columns, and a block of GEMM_MB x GEMM_NB outputs
-// keeps its 16-lane accumulators in a buffer between chunks. At 64 bytes an output, the buffer is
-// 192 KB, and it stays in L2 with the two chunks it multiplies (192 KB and 256 KB). Each lane
-// still adds its products in increasing k, so the result is bit for bit the one of the unblocked
-// loop.
-//
-// The sizes were chosen on one Zen 5 core (1 MB L2) with the product 512 x 64 x 14336, one
-// thread's share of a 2-thread product: 4 x 4 tiles without blocking 63 GFLOPS; blocked with
-// 4 x 4 tiles 148; 6 x 4 tiles and 1024-column chunks 178 (the loop's own peak is 262).
-#ifndef GEMM_MB
-#define GEMM_MB 48
-#endif
-#ifndef GEMM_NB
-#define GEMM_NB 64
-#endif
-#ifndef GEMM_KC
-#define GEMM_KC 1024
-#endif
-#ifndef GEMM_MR
+// The many-row product runs through the cache blocks of blocked.h with 6 x 4 register tiles. The
+// sizes were chosen on one Zen 5 core (1 MB L2) with the product 512 x 64 x 14336, which is one
+// thread's share of a 2-thread product. Without blocking, 4 x 4 tiles ran at 63 GFLOPS; blocked,
+// at 148; 6 x 4 tiles with 1024-column chunks, at 178 (the core's fused multiply-add peak is 262).
+// The accumulator buffer is then 192 KB, beside chunks of 192 KB (activations) and 256 KB
+// (weights).
 #define GEMM_MR 6
-#endif
 
-// Computes one tile of mr x nr outputs (at most GEMM_MR x 4) over the chunk [k0, k0 + kc) of k16. The
-// accumulators come from acc (row stride GEMM_NB outputs) unless `first`, and go back to it
-// unless `last`, where the outputs are finished into y instead.
+// Computes one tile of mr x nr outputs (at most GEMM_MR x 4) as GemmTileFn describes.
 ALWAYS_INLINE void tile_chunk(const int mr, const int nr, const float *x, const float *w,
-                              int k, int k0, int kc, int k16, float *acc, bool first, bool last,
-                              float *y, int ldy) {
+                              int k, int k0, int kc, float *acc, int acc_stride, bool first,
+                              bool last, float *y, int ldy) {
+    int k16 = k - k % 16;
     __m512 a[GEMM_MR][4];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++) {
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++) {
             a[i][j] = first ? _mm512_setzero_ps()
-                            : _mm512_load_ps(acc + ((size_t)i * GEMM_NB + (size_t)j) * 16);
+                            : _mm512_load_ps(acc + ((size_t)i * acc_stride + (size_t)j) * 16);
         }
     }
     for (int kk = k0; kk < k0 + kc; kk += 16) {
@@ -130,101 +110,27 @@ ALWAYS_INLINE void tile_chunk(const int mr, const int nr, const float *x, const 
                 y[(size_t)i * ldy + j] = finish(a[i][j], x + (size_t)i * (size_t)k,
                                                 w + (size_t)j * (size_t)k, k16, k);
             } else {
-                _mm512_store_ps(acc + ((size_t)i * GEMM_NB + (size_t)j) * 16, a[i][j]);
+                _mm512_store_ps(acc + ((size_t)i * acc_stride + (size_t)j) * 16, a[i][j]);
             }
         }
     }
 }
 
-// A full tile of mr x 4 on its own, with constant first and last in each branch, so that GCC
-// allocates the registers of each loop alone (inlined into the block loops, it spilled them).
-#define FULL_TILE(name, mr)                                                                       \
-    static __attribute__((noinline)) void name(const float *x, const float *w, int k, int k0,    \
-                                               int kc, int k16, float *acc, bool first,          \
-                                               bool last, float *y, int ldy) {                   \
-        if (first && last) {                                                                      \
-            tile_chunk(mr, 4, x, w, k, k0, kc, k16, acc, true, true, y, ldy);                     \
-        } else if (first) {                                                                       \
-            tile_chunk(mr, 4, x, w, k, k0, kc, k16, acc, true, false, y, ldy);                    \
-        } else if (last) {                                                                        \
-            tile_chunk(mr, 4, x, w, k, k0, kc, k16, acc, false, true, y, ldy);                    \
-        } else {                                                                                  \
-            tile_chunk(mr, 4, x, w, k, k0, kc, k16, acc, false, false, y, ldy);                   \
-        }                                                                                         \
-    }
-FULL_TILE(tile_mr_chunk, GEMM_MR)
-FULL_TILE(tile4_chunk, 4)
+GEMM_TILE_FN(tile_6x4, tile_chunk, GEMM_MR, 4)
+GEMM_TILE_FN(tile_4x4_chunk, tile_chunk, 4, 4)
+GEMM_TILE_FN(tile_1x1_chunk, tile_chunk, 1, 1)
 
-// The tiles of a block of mb x nb outputs for one chunk: GEMM_MR x 4, then 4 x 4 where possible,
-// then one output at a time.
-static void block_chunk(const float *x, const float *w, float *y, int mb, int nb, int k, int ldy,
-                        int k0, int kc, float *acc, bool first, bool last) {
-    int k16 = k - k % 16;
-    int n4 = nb - nb % 4;
-    int i = 0;
-    for (; i < mb; ) {
-        int mr = 1;
-        if (mb - i >= GEMM_MR) {
-            mr = GEMM_MR;
-        } else if (mb - i >= 4) {
-            mr = 4;
-        }
-        const float *xi = x + (size_t)i * (size_t)k;
-        float *yi = y + (size_t)i * ldy;
-        float *ai = acc + (size_t)i * GEMM_NB * 16;
-        for (int j = 0; j < n4; j += 4) {
-            const float *wj = w + (size_t)j * (size_t)k;
-            if (mr == GEMM_MR) {
-                tile_mr_chunk(xi, wj, k, k0, kc, k16, ai + (size_t)j * 16, first, last, yi + j,
-                              ldy);
-            } else if (mr == 4) {
-                tile4_chunk(xi, wj, k, k0, kc, k16, ai + (size_t)j * 16, first, last, yi + j, ldy);
-            } else {
-                for (int jj = j; jj < j + 4; jj++) {
-                    tile_chunk(1, 1, xi, w + (size_t)jj * (size_t)k, k, k0, kc, k16,
-                               ai + (size_t)jj * 16, first, last, yi + jj, ldy);
-                }
-            }
-        }
-        // The last nb % 4 columns, one output at a time.
-        for (int ii = 0; ii < mr; ii++) {
-            for (int jj = n4; jj < nb; jj++) {
-                tile_chunk(1, 1, xi + (size_t)ii * (size_t)k, w + (size_t)jj * (size_t)k, k, k0,
-                           kc, k16, ai + ((size_t)ii * GEMM_NB + (size_t)jj) * 16, first, last,
-                           yi + (size_t)ii * ldy + jj, ldy);
-            }
-        }
-        i += mr;
-    }
-}
-
-static void gemm_f32_blocked(const float *x, const float *w, float *y, int m, int n, int k,
-                             int ldy) {
-    int k16 = k - k % 16;
-    float *acc = aligned_alloc(64, (size_t)GEMM_MB * GEMM_NB * 16 * sizeof(float));
-    if (!acc) {
-        abort();
-    }
-    for (int j0 = 0; j0 < n; j0 += GEMM_NB) {
-        int nb = n - j0 < GEMM_NB ? n - j0 : GEMM_NB;
-        for (int i0 = 0; i0 < m; i0 += GEMM_MB) {
-            int mb = m - i0 < GEMM_MB ? m - i0 : GEMM_MB;
-            // At least one chunk, which may be empty: rows shorter than 16 are all tail.
-            for (int k0 = 0; k0 == 0 || k0 < k16; k0 += GEMM_KC) {
-                int kc = k16 - k0 < GEMM_KC ? k16 - k0 : GEMM_KC;
-                block_chunk(x + (size_t)i0 * (size_t)k, w + (size_t)j0 * (size_t)k,
-                            y + (size_t)i0 * ldy + j0, mb, nb, k, ldy, k0, kc, acc, k0 == 0,
-                            k0 + kc == k16);
-            }
-        }
-    }
-    free(acc);
-}
+static const GemmBlocking avx512_blocking = {
+    .mb = 48, .nb = 64, .kc = 1024,
+    .mr = GEMM_MR, .nr = 4, .tile = tile_6x4,
+    .mr_mid = 4, .tile_mid = tile_4x4_chunk,
+    .tile_one = tile_1x1_chunk,
+};
 
 void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int k, int ldy) {
     // Fewer than 4 rows read each weight once, from memory, whatever the blocking.
     if (m >= 4) {
-        gemm_f32_blocked(x, w, y, m, n, k, ldy);
+        gemm_f32_blocked(&avx512_blocking, x, w, y, m, n, k, ldy);
         return;
     }
     int n4 = n - n % 4;
