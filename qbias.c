@@ -1007,7 +1007,8 @@ static int cmd_eval(int argc, char **argv) {
 static int cmd_quantize(int argc, char **argv) {
     Option options[] = {{"--model", "-m", true, NULL},    {"--quant", "-q", true, NULL},
                         {"--out", "-o", true, NULL},      {"--threads", NULL, true, NULL},
-                        {"--data-dir", NULL, true, NULL}, CALIB_OPTIONS};
+                        {"--data-dir", NULL, true, NULL}, {"--force", NULL, false, NULL},
+                        CALIB_OPTIONS};
     const int n_options = (int)ARRAY_LEN(options);
     const char *positional[1];
     int n_positional = 0;
@@ -1038,8 +1039,11 @@ static int cmd_quantize(int argc, char **argv) {
         fprintf(stderr, "error: %s\n", err_msg());
         return 2;
     }
-    if (file_exists(out)) {
-        log_info("%s exists and will be replaced when the new file is complete", out);
+    bool force = option_value(options, n_options, "--force") != NULL;
+    if (file_exists(out) && !force) {
+        fprintf(stderr, "error: --out %s already exists; choose another path, or pass --force to "
+                        "replace it\n", out);
+        return 2;
     }
 
     const char *data_dir = option_value(options, n_options, "--data-dir");
@@ -1048,6 +1052,19 @@ static int cmd_quantize(int argc, char **argv) {
                                   &model_path);
     if (!base) {
         return 1;
+    }
+    // Replacing the model with its own variant would lose the original, even with --force.
+    struct stat out_st, model_st;
+    if (stat(out, &out_st) == 0 && stat(model_path, &model_st) == 0 &&
+        out_st.st_dev == model_st.st_dev && out_st.st_ino == model_st.st_ino) {
+        fprintf(stderr, "error: --out %s is the model being quantized (%s); write the variant "
+                        "to another path\n", out, model_path);
+        model_free(base);
+        free(model_path);
+        return 2;
+    }
+    if (file_exists(out)) {
+        log_info("%s exists and will be replaced when the new file is complete (--force)", out);
     }
     Resolver *resolver = resolver_new(data_dir);
     VariantOptions vo;
@@ -1146,10 +1163,11 @@ static const Command commands[] = {
      "  --threads N     threads (default: all cores)\n" CALIB_USAGE},
     {"quantize", cmd_quantize, "quantize a model by a recipe and save it as a GGUF file",
      "usage: qbias quantize --model MODEL --quant RECIPE --out FILE.gguf [options]\n"
-     "\nQuantizes MODEL (a GGUF file) by RECIPE (e.g. gptq:w4g128, awq:w3g128, sq:w8a8,\n"
-     "rtn:w4g128) and writes the variant as a GGUF file that every qbias command loads; score\n"
-     "it as stored with --quant RECIPE. The recipe and calibration settings are kept in its\n"
+     "\nQuantizes MODEL (a GGUF file, a Hugging Face folder or a bundled model name) by RECIPE\n"
+     "(e.g. gptq:w4g128, awq:w3g128, sq:w8a8, rtn:w4g128) and writes the variant as a GGUF file\n"
+     "that every qbias command loads. The recipe and calibration settings are kept in its\n"
      "qbias.quant.* keys (docs/formats.md).\n"
+     "  --force               replace FILE.gguf if it exists (never MODEL itself)\n"
      "  --threads N           threads (default: all cores)\n"
      "  --data-dir DIR        look for data sets in DIR/<name>/ first (also $QBIAS_DATA_DIR)\n"
      CALIB_USAGE},

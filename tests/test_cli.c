@@ -617,6 +617,51 @@ TEST(quantize_then_eval_matches_on_the_fly) {
 
 // `qbias bench` reads its first option too (it once skipped it): --help prints the usage and an
 // unknown first option is an error.
+// `qbias quantize` never replaces its own model, and replaces another file only with --force.
+TEST(quantize_refuses_to_overwrite) {
+    const char *dir = test_tmp_dir();
+    char *model = path_join(dir, "model.gguf");
+    char *command = xasprintf("cp '%s' '%s'",
+                              test_shared_path("models/stories260K/stories260K.gguf"), model);
+    REQUIRE(run(dir, command, NULL, NULL) == 0);
+    free(command);
+    char *original = NULL;
+    size_t original_len = 0;
+    REQUIRE_OK(file_read_all(model, &original, &original_len));
+
+    char *err = NULL;
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w4g128 --out '%s' --force",
+                        qbias_bin(), model, model);
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "is the model being quantized") != NULL, "%s", err);
+    free(err);
+    free(command);
+
+    char *saved = path_join(dir, "w4.gguf");
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w4g128 --out '%s'", qbias_bin(),
+                        model, saved);
+    CHECK(run(dir, command, NULL, NULL) == 0);
+    err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "already exists") && strstr(err, "--force"), "%s", err);
+    free(err);
+    free(command);
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w8g128 --out '%s' --force",
+                        qbias_bin(), model, saved);
+    CHECK(run(dir, command, NULL, NULL) == 0);
+    free(command);
+
+    char *after = NULL;
+    size_t after_len = 0;
+    REQUIRE_OK(file_read_all(model, &after, &after_len));
+    CHECK_MSG(after_len == original_len && memcmp(after, original, after_len) == 0,
+              "the model file changed");
+    free(after);
+    free(original);
+    free(saved);
+    free(model);
+}
+
 TEST(bench_command_reads_first_option) {
     const char *dir = test_tmp_dir();
     char *command = xasprintf("%s bench --help", qbias_bin());
