@@ -78,11 +78,42 @@ static void eval_variant_options(const EvalOptions *o, const Resolver *resolver,
     vo->model_hash = model_hash;
 }
 
+// Returns the calibration of a variant saved in the model file: the qbias.quant.calibration_* keys
+// that `qbias quantize` wrote. The model's SHA-256 already pins them.
+static cJSON *stored_calibration(const Model *base) {
+    cJSON *v = cJSON_CreateObject();
+    cJSON_AddBoolToObject(v, "stored_in_model", true);
+    static const char *const text_keys[] = {"file", "sha256", "sampling"};
+    static const char *const number_keys[] = {"samples", "seq_len", "tokens", "seed"};
+    for (size_t i = 0; base->file && i < sizeof text_keys / sizeof text_keys[0]; i++) {
+        char *key = xasprintf("qbias.quant.calibration_%s", text_keys[i]);
+        char *value = NULL;
+        if (gguf_get_string(base->file, key, &value) == 1) {
+            cJSON_AddStringToObject(v, text_keys[i], value);
+        }
+        free(value);
+        free(key);
+    }
+    for (size_t i = 0; base->file && i < sizeof number_keys / sizeof number_keys[0]; i++) {
+        char *key = xasprintf("qbias.quant.calibration_%s", number_keys[i]);
+        double value = 0;
+        if (gguf_get_float(base->file, key, &value) == 1) {
+            cJSON_AddNumberToObject(v, number_keys[i], value);
+        }
+        free(key);
+    }
+    return v;
+}
+
 // The calibration behind the calibrated variants (GPTQ, AWQ, SmoothQuant): the text file's hash
-// and each variant's sampling. NULL when no variant is calibrated; -1 with an error when the text
-// cannot be found, so that a missing file fails before any scoring.
+// and each variant's sampling, with the sequence length the model's context allows (as
+// calibration uses it). A variant saved in the model file records the calibration stored with
+// it instead. *out is NULL when no variant is calibrated; -1 with an error when the
+// text cannot be found, so that a missing file fails before any scoring. Opens *base when a
+// variant needs the model.
 static int calibration_fingerprint(const EvalOptions *o, const QuantRecipe *specs,
-                                   const Resolver *resolver, cJSON **out) {
+                                   const Resolver *resolver, const char *model_path,
+                                   Model **base, cJSON **out) {
     *out = NULL;
     VariantOptions vo;
     eval_variant_options(o, resolver, NULL, &vo);
@@ -90,27 +121,49 @@ static int calibration_fingerprint(const EvalOptions *o, const QuantRecipe *spec
         if (!recipe_needs_calibration(&specs[i])) {
             continue;
         }
-        CalibOptions c = variant_calib_options(&specs[i], &vo);
-        if (!*out) {
-            char *path = calib_find_text(&c, resolver);
-            char sha256[65];
-            if (!path || sha256_path(path, sha256) != 0) {
-                free(path);
-                return -1;
-            }
-            *out = cJSON_CreateObject();
-            const char *slash = strrchr(path, '/');
-            cJSON_AddStringToObject(*out, "file", slash ? slash + 1 : path);
-            cJSON_AddStringToObject(*out, "sha256", sha256);
-            cJSON_AddNumberToObject(*out, "seed", (double)c.seed);
-            cJSON_AddObjectToObject(*out, "variants");
-            free(path);
+        if (!*base && !(*base = model_open(model_path))) {
+            return -1;
         }
-        cJSON *v = cJSON_CreateObject();
-        cJSON_AddStringToObject(v, "sampling", calib_sampling_name(c.sampling));
-        cJSON_AddNumberToObject(v, "samples", c.n_samples);
-        cJSON_AddNumberToObject(v, "seq_len", c.seq_len);
-        cJSON_AddItemToObject(cJSON_GetObjectItemCaseSensitive(*out, "variants"), specs[i].text, v);
+        cJSON *v = NULL;
+        if (strcmp((*base)->variant, specs[i].text) == 0) {
+            if (o->calib_path || o->calib_samples > 0 || o->calib_seq_len > 0 ||
+                o->calib_seed_set) {
+                log_warn("%s: ignoring the calibration options, because %s contains this variant "
+                         "as saved", specs[i].text, model_path);
+            }
+            v = stored_calibration(*base);
+        } else {
+            CalibOptions c = variant_calib_options(&specs[i], &vo);
+            if (!*out || !cJSON_GetObjectItemCaseSensitive(*out, "sha256")) {
+                char *path = calib_find_text(&c, resolver);
+                char sha256[65];
+                if (!path || sha256_path(path, sha256) != 0) {
+                    free(path);
+                    return -1;
+                }
+                if (!*out) {
+                    *out = cJSON_CreateObject();
+                }
+                const char *slash = strrchr(path, '/');
+                cJSON_AddStringToObject(*out, "file", slash ? slash + 1 : path);
+                cJSON_AddStringToObject(*out, "sha256", sha256);
+                cJSON_AddNumberToObject(*out, "seed", (double)c.seed);
+                free(path);
+            }
+            int n_ctx = (*base)->config.n_ctx_train;
+            v = cJSON_CreateObject();
+            cJSON_AddStringToObject(v, "sampling", calib_sampling_name(c.sampling));
+            cJSON_AddNumberToObject(v, "samples", c.n_samples);
+            cJSON_AddNumberToObject(v, "seq_len", n_ctx > 0 && c.seq_len > n_ctx ? n_ctx : c.seq_len);
+        }
+        if (!*out) {
+            *out = cJSON_CreateObject();
+        }
+        cJSON *variants = cJSON_GetObjectItemCaseSensitive(*out, "variants");
+        if (!variants) {
+            variants = cJSON_AddObjectToObject(*out, "variants");
+        }
+        cJSON_AddItemToObject(variants, specs[i].text, v);
     }
     return 0;
 }
@@ -427,7 +480,7 @@ int eval_run(const EvalOptions *o, bool print_summary) {
     }
     if (rc == 0) {
         cJSON *calibration = NULL;
-        rc = calibration_fingerprint(o, specs, resolver, &calibration);
+        rc = calibration_fingerprint(o, specs, resolver, model_path, &base, &calibration);
         if (rc == 0) {
             fingerprint = make_fingerprint(o, model_path, model_hash, specs, probes, resolver,
                                            calibration);

@@ -563,6 +563,17 @@ TEST(quantize_then_eval_matches_on_the_fly) {
     free(err);
     free(command);
 
+    // The saved file's run records the calibration stored in it.
+    char *run_b = path_join(b, "run.json");
+    cJSON *fp_b = read_json(run_b);
+    const char *stored_keys[] = {"calibration", "variants", "gptq:w4g32", "stored_in_model"};
+    CHECK(cJSON_IsTrue(get_path(fp_b, stored_keys, 4)));
+    stored_keys[3] = "samples";
+    const cJSON *stored_samples = get_path(fp_b, stored_keys, 4);
+    CHECK(cJSON_IsNumber(stored_samples) && stored_samples->valuedouble == 8);
+    cJSON_Delete(fp_b);
+    free(run_b);
+
     char *pa = path_join(a, "items.jsonl"), *pb = path_join(b, "items.jsonl");
     char *ia = read_text(pa), *ib = read_text(pb);
     CHECK_MSG(strcmp(ia, ib) == 0, "the saved variant scores differently from the one quantized "
@@ -617,6 +628,28 @@ TEST(quantize_then_eval_matches_on_the_fly) {
 
 // `qbias bench` reads its first option too (it once skipped it): --help prints the usage and an
 // unknown first option is an error.
+// run.json records the sequence length calibration used: at most the model's context (512 for
+// stories260K), whatever was asked.
+TEST(eval_records_calibration_used) {
+    const char *dir = test_tmp_dir();
+    char *out_dir = path_join(dir, "run");
+    char *err = NULL;
+    CHECK_MSG(run_eval(dir, out_dir, "--quant gptq:w4g32 --calib-samples 2 --calib-seqlen 4096 "
+                                     "--probes stereoset --limit 2 --no-cache",
+                       &err) == 0,
+              "%s", err);
+    free(err);
+    char *run_json = path_join(out_dir, "run.json");
+    cJSON *fp = read_json(run_json);
+    const char *keys[] = {"calibration", "variants", "gptq:w4g32", "seq_len"};
+    const cJSON *seq_len = get_path(fp, keys, 4);
+    CHECK_MSG(cJSON_IsNumber(seq_len) && seq_len->valuedouble == 512, "seq_len %g",
+              cJSON_IsNumber(seq_len) ? seq_len->valuedouble : -1.0);
+    cJSON_Delete(fp);
+    free(run_json);
+    free(out_dir);
+}
+
 // `qbias quantize` never replaces its own model, and replaces another file only with --force.
 TEST(quantize_refuses_to_overwrite) {
     const char *dir = test_tmp_dir();
