@@ -17,6 +17,7 @@
 #include "engine/ppl.h"
 #include "engine/resolver.h"
 #include "engine/safetensors.h"
+#include "engine/unicode.h"
 #include "engine/util.h"
 #include "engine/variants.h"
 #include "kernels/kernels.h"
@@ -849,6 +850,9 @@ static int cmd_ppl(int argc, char **argv) {
             text_path = resolver_find(resolver, "wikitext2", "wiki.test.raw");
         }
         rc = text_path ? file_read_all(text_path, &text, &len) : -1;
+    }
+    if (rc == 0) {
+        rc = text_check_utf8(text_path, text, len, "the text to score");
     }
     int *tokens = NULL, n_tokens = 0;
     if (rc == 0) {

@@ -171,30 +171,6 @@ static int read_documents(const char *path, const char *data, size_t len, Docume
     return 0;
 }
 
-// Rejects a file that is not UTF-8 text: a NUL byte marks a binary file (and would cut a line short
-// where the documents are split), and invalid UTF-8 would reach the tokenizer as replacement
-// characters or single bytes.
-static int check_text_bytes(const char *path, const char *data, size_t len) {
-    long line_no = 1;
-    size_t pos = 0;
-    while (pos < len) {
-        if (data[pos] == '\0') {
-            return err_set("%s:%ld: contains a NUL byte (byte offset %zu), so it is a binary file, "
-                           "not text; give a UTF-8 text file, or JSON Lines with a \"text\" field",
-                           path, line_no, pos);
-        }
-        size_t n = 1;
-        if (utf8_decode(data + pos, len - pos, &n) < 0) {
-            return err_set("%s:%ld: invalid UTF-8 at byte offset %zu; calibration text must be "
-                           "UTF-8, so convert the file (for example with iconv -t UTF-8)",
-                           path, line_no, pos);
-        }
-        line_no += data[pos] == '\n';
-        pos += n;
-    }
-    return 0;
-}
-
 // Rejects the evaluation text, by content hash or by its canonical file name.
 static int check_not_evaluation_text(const char *path, const char *sha256) {
     const char *slash = strrchr(path, '/');
@@ -555,7 +531,8 @@ CalibrationSet *calib_set_load(const Tokenizer *tok, int max_seq_len, const Reso
     size_t len = 0;
     Documents docs = {0};
     if (sha256_file(path, sha256) != 0 || check_not_evaluation_text(path, sha256) != 0 ||
-        file_read_all(path, &data, &len) != 0 || check_text_bytes(path, data, len) != 0 ||
+        file_read_all(path, &data, &len) != 0 || text_check_utf8(path, data, len,
+                        "calibration text (plain text, or JSON Lines with a \"text\" field)") != 0 ||
         read_documents(path, data, len, &docs) != 0) {
         free(data);
         free(path);

@@ -8,6 +8,8 @@
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>
 
+#include "util.h"
+
 int32_t utf8_decode(const char *s, size_t n, size_t *len) {
     const unsigned char *u = (const unsigned char *)s;
     *len = 1;
@@ -154,4 +156,25 @@ bool unicode_is_punctuation(uint32_t cp) {
 
 bool unicode_is_nonspacing_mark(uint32_t cp) {
     return u_charType((UChar32)cp) == U_NON_SPACING_MARK;
+}
+
+int text_check_utf8(const char *path, const char *data, size_t len, const char *text_name) {
+    long line_no = 1;
+    size_t pos = 0;
+    while (pos < len) {
+        if (data[pos] == '\0') {
+            return err_set("%s:%ld: NUL byte at byte offset %zu, so the file is binary or damaged; "
+                           "%s must be UTF-8 text",
+                           path, line_no, pos, text_name);
+        }
+        size_t n = 1;
+        if (utf8_decode(data + pos, len - pos, &n) < 0) {
+            return err_set("%s:%ld: invalid UTF-8 at byte offset %zu; %s must be UTF-8, so convert "
+                           "the file (for example with iconv -t UTF-8)",
+                           path, line_no, pos, text_name);
+        }
+        line_no += data[pos] == '\n';
+        pos += n;
+    }
+    return 0;
 }

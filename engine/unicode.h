@@ -20,6 +20,11 @@ int32_t utf8_decode(const char *s, size_t n, size_t *len);
 // Writes the UTF-8 form of `cp` (at most 0x10FFFF) to out and returns its length (1..4).
 size_t utf8_encode(uint32_t cp, char out[4]);
 
+// Checks that data [len] read from `path` is UTF-8 text: no NUL byte and no invalid sequence.
+// Returns 0, or -1 with an error naming the file, line and byte offset; `text_name` names the
+// text in the message (for example "calibration text").
+int text_check_utf8(const char *path, const char *data, size_t len, const char *text_name);
+
 typedef enum {
     UNICODE_NFC,
     UNICODE_NFD,

@@ -5,70 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/unicode.h"
 #include "../engine/util.h"
-
-// ----------------------------------------------------------------------------
-// UTF-8 check
-
-// Returns the length of the UTF-8 sequence starting at p (1-4), or 0 when it is invalid: a stray
-// continuation byte, a truncated sequence, an overlong form, a UTF-16 surrogate or a code point
-// above U+10FFFF (RFC 3629 section 4).
-static int utf8_sequence_length(const unsigned char *p, const unsigned char *end) {
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        return 1;
-    }
-
-    int n;
-    unsigned char lo = 0x80, hi = 0xBF; // allowed range of the second byte
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-
-    if (end - p < n || p[1] < lo || p[1] > hi) {
-        return 0;
-    }
-    for (int i = 2; i < n; i++) {
-        if (p[i] < 0x80 || p[i] > 0xBF) {
-            return 0;
-        }
-    }
-    return n;
-}
-
-int text_check_utf8(const char *path, const char *data, size_t len) {
-    const unsigned char *p = (const unsigned char *)data;
-    const unsigned char *end = p + len;
-    long long line = 1;
-    while (p < end) {
-        if (*p == '\0') {
-            return err_set("%s:%lld: NUL byte in a text file; the file is damaged or not text, "
-                           "so replace it with a clean copy",
-                           path, line);
-        }
-        int n = utf8_sequence_length(p, end);
-        if (n == 0) {
-            return err_set("%s:%lld: invalid UTF-8 (byte 0x%02x at offset %lld); convert the file "
-                           "to UTF-8",
-                           path, line, *p, (long long)(p - (const unsigned char *)data));
-        }
-        if (*p == '\n') {
-            line++;
-        }
-        p += n;
-    }
-    return 0;
-}
 
 // ----------------------------------------------------------------------------
 // Parser
@@ -197,7 +135,7 @@ static int parse_record(CsvParser *ps, CsvRecord *record, bool *found) {
 
 int csv_parse(const char *path, const char *data, size_t len, CsvTable *out) {
     memset(out, 0, sizeof *out);
-    if (text_check_utf8(path, data, len) != 0) {
+    if (text_check_utf8(path, data, len, "a data file") != 0) {
         return -1;
     }
 

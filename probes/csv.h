@@ -46,8 +46,4 @@ void csv_free(CsvTable *table);
 // columns the file has.
 int csv_column(const CsvTable *table, const char *name);
 
-// Checks that `len` bytes are valid UTF-8 without NUL bytes. Returns 0, or -1 with an error that
-// names `path`, the 1-based line and the problem. Shared with the JSON Lines reader.
-int text_check_utf8(const char *path, const char *data, size_t len);
-
 #endif

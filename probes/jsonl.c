@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/unicode.h"
 #include "../engine/util.h"
-#include "csv.h"
 
 static bool is_json_space(char c) {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
@@ -59,7 +59,7 @@ int jsonl_for_each(const char *path, JsonlLineFn fn, void *context) {
     if (file_read_all(path, &data, &len) != 0) {
         return -1;
     }
-    if (text_check_utf8(path, data, len) != 0) {
+    if (text_check_utf8(path, data, len, "a data file") != 0) {
         free(data);
         return -1;
     }

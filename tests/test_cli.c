@@ -650,6 +650,20 @@ TEST(eval_records_calibration_used) {
     free(out_dir);
 }
 
+// ppl rejects text that is not UTF-8, as calibration does, instead of scoring byte tokens.
+TEST(ppl_rejects_invalid_utf8) {
+    const char *dir = test_tmp_dir();
+    char *path = path_join(dir, "latin1.txt");
+    REQUIRE_OK(file_write_atomic(path, "caf\xe9 au lait\n", 13));
+    char *command = xasprintf("%s ppl --model stories260K --text '%s' --chunks 1", qbias_bin(), path);
+    char *err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 1);
+    CHECK_MSG(strstr(err, "latin1.txt:1: invalid UTF-8 at byte offset 3") != NULL, "%s", err);
+    free(err);
+    free(command);
+    free(path);
+}
+
 // `qbias quantize` never replaces its own model, and replaces another file only with --force.
 TEST(quantize_refuses_to_overwrite) {
     const char *dir = test_tmp_dir();
