@@ -65,14 +65,16 @@ static int parse_args(const char *command, int argc, char **argv, Option *option
                         arg, command, command);
                 return -1;
             }
+            // A value that starts with "--" is the next option: its own value was left out.
             if (!match->takes_value) {
                 match->value = "1";
             } else if (eq) {
                 match->value = eq + 1;
-            } else if (i + 1 < argc) {
+            } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
                 match->value = argv[++i];
             } else {
-                fprintf(stderr, "error: option %s needs a value\n", match->name);
+                fprintf(stderr, "error: option %.*s needs a value (see 'qbias help %s')\n",
+                        (int)name_len, arg, command);
                 return -1;
             }
             continue;
@@ -123,22 +125,33 @@ static int parse_float_option(const char *name, const char *text, double min, do
     return 0;
 }
 
-// Splits a comma-separated list in place (the string is modified); returns the count, or -1 with
-// an error when the list holds more than `max_items` items (never drops the rest silently).
+// Splits a comma-separated list in place (the string is modified) and returns the count. An
+// empty item (a doubled or trailing comma, often a typo) and more than `max_items` items are
+// errors: -1, never a silently shortened list.
 static int split_list(const char *option, char *text, const char **items, int max_items) {
     int n = 0;
-    for (char *token = strtok(text, ","); token; token = strtok(NULL, ",")) {
+    char *token = text + strspn(text, " ");
+    if (!*token) {
+        return 0;
+    }
+    while (token) {
+        char *comma = strchr(token, ',');
+        if (comma) {
+            *comma = '\0';
+        }
         while (*token == ' ') {
             token++;
         }
         if (!*token) {
-            continue;
+            return err_set("%s contains an empty item (item %d); separate the items with single "
+                           "commas", option, n + 1);
         }
         if (n == max_items) {
             return err_set("%s lists more than %d items; split the work into several runs", option,
                            max_items);
         }
         items[n++] = token;
+        token = comma ? comma + 1 : NULL;
     }
     return n;
 }
@@ -354,6 +367,24 @@ static Tokenizer *open_tokenizer(const char *model_arg, const char *data_dir) {
 // ----------------------------------------------------------------------------
 // qbias info
 
+// Writes a weight's storage type: its ggml type name, or for packed weights the format, e.g.
+// "packed w4 g128 a8" (code bits, group, "asym" with zero points, "a8" for int8 activations).
+static const char *weight_type_text(const Weight *w, char *buf, size_t size) {
+    if (!w->packed) {
+        return ggml_type_name(w->type);
+    }
+    const QFormat *f = &w->packed->format;
+    char group[32];
+    if (f->group == 0) {
+        snprintf(group, sizeof group, "per row");
+    } else {
+        snprintf(group, sizeof group, "g%d", f->group);
+    }
+    snprintf(buf, size, "packed w%d %s%s%s", f->code_bits, group, f->symmetric ? "" : " asym",
+             f->int8_acts ? " a8" : "");
+    return buf;
+}
+
 static void print_model_info(const Model *m) {
     const ModelConfig *c = &m->config;
     printf("file: %s\n", m->path);
@@ -383,8 +414,10 @@ static void print_model_info(const Model *m) {
             printf("  %s: %.17g\n", key + 12, number);
         }
     }
+    char q_type[64], down_type[64];
     printf("weights as stored: %s (attn_q), %s (ffn_down), %s (token_embd)\n",
-           ggml_type_name(m->layers[0].attn_q.type), ggml_type_name(m->layers[0].ffn_down.type),
+           weight_type_text(&m->layers[0].attn_q, q_type, sizeof q_type),
+           weight_type_text(&m->layers[0].ffn_down, down_type, sizeof down_type),
            ggml_type_name(m->token_embd.type));
     printf("vocabulary: %d\n", c->n_vocab);
     printf("embedding width (n_embd): %d\n", c->n_embd);
@@ -424,11 +457,46 @@ static void print_model_info(const Model *m) {
     sb_free(&sb);
 }
 
+// Writes the type of a packed tensor saved by qbias, e.g. "packed w4 g128 a8", and its matrix
+// shape in ggml order with its bytes, from the key qbias.packed.<name> (rows, columns, code bits,
+// group, symmetric, fp16 scales, int8 layout, activation bits). Returns false when the key is
+// missing or invalid.
+static bool describe_packed(const GGUFFile *f, const GGUFTensor *t, char *type, size_t type_size,
+                            char *shape, size_t shape_size) {
+    char key[160];
+    snprintf(key, sizeof key, "qbias.packed.%s", t->name);
+    const GGUFArray *a = NULL;
+    if (gguf_get_array(f, key, &a) != 1 || a->elem_type != GGUF_TYPE_INT32 || a->n != 8) {
+        return false;
+    }
+    int64_t v[8];
+    for (int i = 0; i < 8; i++) {
+        v[i] = gguf_array_get_int(a, (uint64_t)i);
+    }
+    char group[32];
+    if (v[3] == 0) {
+        snprintf(group, sizeof group, "per row");
+    } else {
+        snprintf(group, sizeof group, "g%lld", (long long)v[3]);
+    }
+    snprintf(type, type_size, "packed w%lld %s%s%s", (long long)v[2], group,
+             v[4] ? "" : " asym", v[7] == 8 ? " a8" : "");
+    snprintf(shape, shape_size, "[%lld, %lld] (%llu bytes)", (long long)v[1], (long long)v[0],
+             (unsigned long long)t->nbytes);
+    return true;
+}
+
 static void print_tensor_table(const GGUFFile *f) {
     printf("tensors (%llu):\n", (unsigned long long)f->n_tensors);
     printf("  %-36s %-6s %s\n", "name", "type", "shape (ggml order: columns first)");
     for (uint64_t i = 0; i < f->n_tensors; i++) {
         const GGUFTensor *t = &f->tensors[i];
+        char type[64], shape[96];
+        if (t->type == GGML_TYPE_QBIAS_PACKED &&
+            describe_packed(f, t, type, sizeof type, shape, sizeof shape)) {
+            printf("  %-36s %-6s %s\n", t->name, type, shape);
+            continue;
+        }
         printf("  %-36s %-6s [", t->name, ggml_type_name(t->type));
         for (uint32_t d = 0; d < t->n_dims; d++) {
             printf("%s%lld", d ? ", " : "", (long long)t->ne[d]);
@@ -735,6 +803,9 @@ static int cmd_generate(int argc, char **argv) {
     if (stream.prompt_printed) {
         printf("\n");
     }
+    // The text goes to stdout and the log line to stderr: flush, so that a terminal shows them in
+    // order.
+    fflush(stdout);
     if (rc != 0) {
         fprintf(stderr, "error: %s\n", err_msg());
     } else {
@@ -972,6 +1043,13 @@ static int cmd_eval(int argc, char **argv) {
     const char *specs[MAX_LIST_ITEMS], *probe_list[MAX_LIST_ITEMS];
     int n_specs = split_list("--quant", quant_copy, specs, MAX_LIST_ITEMS);
     int n_probes = n_specs < 0 ? -1 : split_list("--probes", probes_copy, probe_list, MAX_LIST_ITEMS);
+    if (n_specs == 0 || n_probes == 0) {
+        fprintf(stderr, "error: %s is empty; give a comma-separated list (see 'qbias help eval')\n",
+                n_specs == 0 ? "--quant" : "--probes");
+        free(quant_copy);
+        free(probes_copy);
+        return 2;
+    }
     if (n_specs < 0 || n_probes < 0) {
         fprintf(stderr, "error: %s\n", err_msg());
         free(quant_copy);
@@ -1154,17 +1232,23 @@ static const Command commands[] = {
      "logit and score\n(sigmoid for multi-label models, softmax otherwise).\n"},
     {"eval", cmd_eval, "score bias probes on a model and its quantized variants", EVAL_USAGE},
     {"info", cmd_info, "print a model's architecture, tokenizer and tensors",
-     "usage: qbias info MODEL\n\nMODEL is a GGUF file or a bundled model name.\n"},
+     "usage: qbias info MODEL\n\nMODEL is a GGUF file, a Hugging Face folder (config.json and\n"
+     "safetensors) or a bundled model name. For a folder, info also names anything in it that\n"
+     "qbias does not support.\n"},
     {"ppl", cmd_ppl, "perplexity and KL divergence of variants over a text",
      "usage: qbias ppl --model MODEL [--quant LIST] [--text FILE] [--ctx N] [--chunks N]\n"
      "\nPerplexity as llama.cpp's perplexity tool computes it: chunks of --ctx tokens (default\n"
      "512), the second half of each scored. The first variant (default: the weights as stored)\n"
      "is the reference for the KL divergence and the share of positions whose most probable\n"
      "token agrees.\n"
-     "  --text FILE     text to score (default: WikiText-2 test through the data resolver)\n"
+     "  --text FILE     text to score, UTF-8 (default: WikiText-2 test through the data\n"
+     "                  resolver)\n"
+     "  --ctx N         tokens per chunk (default 512; at most the model's context)\n"
      "  --chunks N      score at most N chunks\n"
      "  --json FILE     also write the numbers as JSON\n"
-     "  --threads N     threads (default: all cores)\n" CALIB_USAGE},
+     "  --threads N     threads (default: all cores)\n"
+     "  --data-dir DIR  look for data sets in DIR/<name>/ first (also $QBIAS_DATA_DIR)\n"
+     CALIB_USAGE},
     {"quantize", cmd_quantize, "quantize a model by a recipe and save it as a GGUF file",
      "usage: qbias quantize --model MODEL --quant RECIPE --out FILE.gguf [options]\n"
      "\nQuantizes MODEL (a GGUF file, a Hugging Face folder or a bundled model name) by RECIPE\n"
@@ -1231,9 +1315,17 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
-        if (strcmp(commands[i].name, argv[1]) == 0) {
-            return commands[i].run(argc - 2, argv + 2);
+        if (strcmp(commands[i].name, argv[1]) != 0) {
+            continue;
         }
+        // `qbias CMD --help` prints the command's usage (bench prints its own, longer list).
+        for (int a = 2; a < argc && strcmp(argv[1], "bench") != 0; a++) {
+            if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+                fputs(commands[i].usage, stdout);
+                return 0;
+            }
+        }
+        return commands[i].run(argc - 2, argv + 2);
     }
     fprintf(stderr, "error: unknown command '%s'; run 'qbias help' for the list\n", argv[1]);
     return 2;

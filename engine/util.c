@@ -189,10 +189,12 @@ int file_read_all(const char *path, char **data, size_t *len) {
     return 0;
 }
 
-// Temporary files to delete on a fatal signal. The handler reads only these static arrays and
-// calls only async-signal-safe functions (unlink, signal, raise).
+// Temporary files to delete on a fatal signal, and a line to print then. The handler reads only
+// these static arrays and calls only async-signal-safe functions (write, unlink, signal, raise).
 static char temp_paths[TEMP_FILES_MAX][4096];
 static volatile sig_atomic_t temp_used[TEMP_FILES_MAX];
+static char interrupt_message[512];
+static volatile sig_atomic_t interrupt_message_len;
 
 static void remove_temp_files_and_exit(int sig) {
     for (int i = 0; i < TEMP_FILES_MAX; i++) {
@@ -200,22 +202,38 @@ static void remove_temp_files_and_exit(int sig) {
             unlink(temp_paths[i]);
         }
     }
+    if (interrupt_message_len > 0) {
+        ssize_t written = write(STDERR_FILENO, interrupt_message, (size_t)interrupt_message_len);
+        (void)written; // nothing to do about a failed write while dying
+    }
     // Die of the same signal, so the parent sees how the process ended.
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-void temp_file_register(const char *path) {
+static void install_signal_handlers(void) {
     static bool installed = false;
-    if (!installed) {
-        const int signals[] = {SIGINT, SIGTERM, SIGHUP};
-        for (size_t i = 0; i < ARRAY_LEN(signals); i++) {
-            struct sigaction action = {.sa_handler = remove_temp_files_and_exit};
-            sigemptyset(&action.sa_mask);
-            sigaction(signals[i], &action, NULL);
-        }
-        installed = true;
+    if (installed) {
+        return;
     }
+    const int signals[] = {SIGINT, SIGTERM, SIGHUP};
+    for (size_t i = 0; i < ARRAY_LEN(signals); i++) {
+        struct sigaction action = {.sa_handler = remove_temp_files_and_exit};
+        sigemptyset(&action.sa_mask);
+        sigaction(signals[i], &action, NULL);
+    }
+    installed = true;
+}
+
+void interrupt_message_set(const char *message) {
+    install_signal_handlers();
+    interrupt_message_len = 0;
+    snprintf(interrupt_message, sizeof interrupt_message, "%s\n", message);
+    interrupt_message_len = (sig_atomic_t)strlen(interrupt_message);
+}
+
+void temp_file_register(const char *path) {
+    install_signal_handlers();
     for (int i = 0; i < TEMP_FILES_MAX; i++) {
         if (!temp_used[i] && strlen(path) < sizeof temp_paths[i]) {
             snprintf(temp_paths[i], sizeof temp_paths[i], "%s", path);

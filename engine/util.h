@@ -87,6 +87,10 @@ int file_write_atomic(const char *path, const void *data, size_t len);
 void temp_file_register(const char *path);
 void temp_file_release(const char *path);
 
+// Sets a line that SIGINT, SIGTERM or SIGHUP prints on stderr before the process ends (after the
+// temporary files are deleted), for example how to resume the interrupted work.
+void interrupt_message_set(const char *message);
+
 bool file_exists(const char *path);
 bool dir_exists(const char *path);
 

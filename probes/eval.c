@@ -499,6 +499,13 @@ int eval_run(const EvalOptions *o, bool print_summary) {
         out = results_open_append(items_path);
         rc = out ? 0 : -1;
     }
+    if (rc == 0) {
+        char *message = xasprintf("qbias eval: interrupted; %s keeps every item scored so far, and "
+                                  "the same command resumes the run",
+                                  items_path);
+        interrupt_message_set(message);
+        free(message);
+    }
 
     // Score variant by variant; a variant is built only when it still has items to score.
     for (int v = 0; v < o->n_specs && rc == 0; v++) {

@@ -328,6 +328,20 @@ TEST(eval_rejects_bad_arguments) {
     free(err);
     err = NULL;
 
+    // An empty item is a typo, not something to skip.
+    CHECK(run_eval(dir, out_dir, "--probes stereoset --quant fp32,,rtn:w8g128", &err) != 0);
+    CHECK_MSG(strstr(err, "--quant contains an empty item (item 2)") != NULL, "%s", err);
+    free(err);
+    err = NULL;
+
+    // An option followed by another option lacks its value.
+    char *command = xasprintf("%s eval --model --out '%s'", qbias_bin(), out_dir);
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "option --model needs a value") != NULL, "%s", err);
+    free(command);
+    free(err);
+    err = NULL;
+
     // A list longer than qbias holds is refused whole, never cut short.
     char many[1024] = "--probes stereoset --quant fp32";
     for (int i = 0; i < 64; i++) {
@@ -601,6 +615,8 @@ TEST(quantize_then_eval_matches_on_the_fly) {
     CHECK(run(dir, command, &out, NULL) == 0);
     CHECK_MSG(strstr(out, "quantized variant: gptq:w4g32"), "%s", out);
     CHECK_MSG(strstr(out, "calibration_samples: 8"), "%s", out);
+    CHECK_MSG(strstr(out, "weights as stored: packed w4 g32 (attn_q)"), "%s", out);
+    CHECK_MSG(strstr(out, "packed w4 g32 [64, 172]"), "%s", out);
     free(out);
     free(command);
 

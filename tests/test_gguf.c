@@ -422,3 +422,27 @@ TEST(temp_file_removed_on_signal) {
     free(kept);
     free(path);
 }
+
+// The interrupt message reaches stderr when a signal ends the process.
+TEST(interrupt_message_printed_on_signal) {
+    char *err_path = xasprintf("%s/stderr.txt", test_tmp_dir());
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        if (!freopen(err_path, "w", stderr)) {
+            _exit(3);
+        }
+        interrupt_message_set("interrupted; run the same command to resume");
+        raise(SIGINT);
+        _exit(4);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    char *text = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(err_path, &text, &len));
+    CHECK_STR(text, "interrupted; run the same command to resume\n");
+    free(text);
+    free(err_path);
+}
