@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
+
 static int compare_int64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -84,6 +86,39 @@ void aligned_items_free(AlignedItems *items) {
     free(items->records);
     free(items->categories);
     memset(items, 0, sizeof *items);
+}
+
+double summary_mean_logprob(const ItemRecord *r, int text) {
+    return r->scores[text].n_tokens > 0 ? r->scores[text].logprob / (double)r->scores[text].n_tokens
+                                        : NAN;
+}
+
+int64_t aligned_select_items(const AlignedItems *a, int v, int paired, const char *category,
+                             const char *subgroup, int64_t *out) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < a->n_items; i++) {
+        if (!aligned_record(a, v, i) || (paired >= 0 && !aligned_record(a, paired, i))) {
+            continue;
+        }
+        if (category && strcmp(a->category[i], category) != 0) {
+            continue;
+        }
+        if (subgroup && strcmp(a->subgroup[i], subgroup) != 0) {
+            continue;
+        }
+        out[n++] = i;
+    }
+    return n;
+}
+
+double summary_p_value(const double *a, const double *b, int64_t n, StatsStatisticFn metric,
+                       void *ctx) {
+    StatsRandomization test;
+    if (n < 1 || stats_randomization_test(a, b, n, metric, ctx, STATS_RANDOMIZATION_ITERATIONS,
+                                          SUMMARY_RANDOMIZATION_SEED, &test) != 0) {
+        return NAN;
+    }
+    return test.p_value;
 }
 
 void json_add_number(cJSON *obj, const char *name, double x) {
