@@ -144,14 +144,51 @@ void md_cell(StrBuf *md, double value, double baseline_value, double p_value, bo
     sb_append(md, " |");
 }
 
-void md_table_header(StrBuf *md, const char *first, const ProbeSummaryInput *input) {
-    sb_printf(md, "| %s | n |", first);
+void md_table_header(StrBuf *md, const char *first, const char *second,
+                     const ProbeSummaryInput *input, int skip_variant) {
+    sb_printf(md, "| %s | %s |", first, second);
     for (int v = 0; v < input->n_variants; v++) {
-        sb_printf(md, " %s |", input->variants[v]);
+        if (v != skip_variant) {
+            sb_printf(md, " %s |", input->variants[v]);
+        }
     }
-    sb_append(md, "\n|---|---:|");
+
+    // The second column is right-aligned when it contains counts.
+    sb_append(md, strcmp(second, "n") == 0 ? "\n|---|---:|" : "\n|---|---|");
     for (int v = 0; v < input->n_variants; v++) {
-        sb_append(md, "---:|");
+        if (v != skip_variant) {
+            sb_append(md, "---:|");
+        }
     }
     sb_append(md, "\n");
+}
+
+// Appends one interval bound, with +inf written out where printf would print "inf".
+static void md_bound(StrBuf *md, double x, int digits) {
+    if (isinf(x)) {
+        sb_append(md, x < 0 ? "-inf" : "+inf");
+    } else {
+        sb_printf(md, "%.*f", digits, x);
+    }
+}
+
+void md_interval_cell(StrBuf *md, double lower, double upper, int digits) {
+    if (isnan(lower) || isnan(upper)) {
+        sb_append(md, " n/a |");
+        return;
+    }
+    sb_append(md, " [");
+    md_bound(md, lower, digits);
+    sb_append(md, ", ");
+    md_bound(md, upper, digits);
+    sb_append(md, "] |");
+}
+
+void md_flip_cell(StrBuf *md, const StatsFlipRate *flips) {
+    if (flips->n_compared == 0) {
+        sb_append(md, " n/a |");
+        return;
+    }
+    sb_printf(md, " %.1f (%.1f / %.1f) |", 100.0 * flips->rate, 100.0 * flips->rate_0_to_1,
+              100.0 * flips->rate_1_to_0);
 }

@@ -59,9 +59,18 @@ void json_add_number(cJSON *obj, const char *name, double x);
 void md_cell(StrBuf *md, double value, double baseline_value, double p_value, bool is_baseline,
              int digits);
 
-// Appends the header and separator rows of a table with a first column `first`, an "n" column
-// and one column per variant.
-void md_table_header(StrBuf *md, const char *first, const ProbeSummaryInput *input);
+// Appends the header and separator rows of a table with the columns `first`, `second` (such as
+// "n" or "metric") and one per variant except `skip_variant` (-1 keeps every variant).
+void md_table_header(StrBuf *md, const char *first, const char *second,
+                     const ProbeSummaryInput *input, int skip_variant);
+
+// Appends a Markdown table cell "[lower, upper]" with `digits` decimals. Infinite bounds print as
+// -inf and +inf, and a NaN bound makes the cell "n/a".
+void md_interval_cell(StrBuf *md, double lower, double upper, int digits);
+
+// Appends a Markdown table cell with a flip rate and its two directions in percent,
+// "total (0 to 1 / 1 to 0)", or "n/a" when no item was compared.
+void md_flip_cell(StrBuf *md, const StatsFlipRate *flips);
 
 // Summaries of the built-in probes (summary_pairs.c, summary_crows.c).
 int summarize_stereotype_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);

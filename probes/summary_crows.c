@@ -91,7 +91,50 @@ static void crows_json(const CrowsStats *s, cJSON *obj) {
         json_add_number(vs, "pct_stereotype_per_token_p_value", s->p_per_token);
         cJSON_AddNumberToObject(vs, "flip_n_compared", (double)s->flips.n_compared);
         json_add_number(vs, "flip_rate", s->flips.rate);
+        json_add_number(vs, "flip_rate_to_stereotype", s->flips.rate_0_to_1);
+        json_add_number(vs, "flip_rate_to_anti_stereotype", s->flips.rate_1_to_0);
     }
+}
+
+// Appends the first two cells of row c: the bias type, or "all pairs" for c == nc, and n.
+static void crows_row_label(const AlignedItems *a, const CrowsStats *cells, int c, StrBuf *md) {
+    sb_printf(md, "| %s | %lld |", c < a->n_categories ? a->categories[c] : "all pairs",
+              (long long)cells[c].sum.n);
+}
+
+// Writes the Wilson intervals of pct_stereotype and, with a baseline, the flip rates.
+static void crows_interval_flip_tables(const ProbeSummaryInput *input, const AlignedItems *a,
+                                       const CrowsStats *cells, StrBuf *md) {
+    int nv = input->n_variants, nc = a->n_categories, b = input->baseline;
+    sb_append(md, "pct_stereotype, 95% Wilson interval (%, summed log-likelihood):\n\n");
+    md_table_header(md, "bias type", "n", input, -1);
+    for (int c = 0; c <= nc; c++) {
+        crows_row_label(a, cells, c, md);
+        for (int v = 0; v < nv; v++) {
+            const CrowsStats *s = &cells[v * (nc + 1) + c];
+            md_interval_cell(md, 100.0 * s->interval.lower, 100.0 * s->interval.upper, 1);
+        }
+        sb_append(md, "\n");
+    }
+    sb_append(md, "\n");
+
+    if (b < 0 || nv < 2) {
+        return;
+    }
+    sb_append(md, "Pairs whose summed-log-likelihood outcome (LL(more) > LL(less), a tie counting "
+                  "as not stereotypical) differs from fp32's (flip rate, %; in brackets the flips "
+                  "toward the stereotype / toward the anti-stereotype):\n\n");
+    md_table_header(md, "bias type", "n", input, b);
+    for (int c = 0; c <= nc; c++) {
+        crows_row_label(a, cells, c, md);
+        for (int v = 0; v < nv; v++) {
+            if (v != b) {
+                md_flip_cell(md, &cells[v * (nc + 1) + c].flips);
+            }
+        }
+        sb_append(md, "\n");
+    }
+    sb_append(md, "\n");
 }
 
 int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *md) {
@@ -127,11 +170,9 @@ int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *m
     for (int m = 0; m < 3 && rc == 0; m++) {
         sb_printf(md, "%s%s):\n\n", titles[m],
                   b >= 0 && m != 1 ? "; in brackets the change from fp32, * = p < 0.05" : "");
-        md_table_header(md, "bias type", input);
+        md_table_header(md, "bias type", "n", input, -1);
         for (int c = 0; c <= nc; c++) {
-            const CrowsStats *first = &cells[c];
-            sb_printf(md, "| %s | %lld |", c < nc ? a.categories[c] : "all pairs",
-                      (long long)first->sum.n);
+            crows_row_label(&a, cells, c, md);
             for (int v = 0; v < nv; v++) {
                 const CrowsStats *s = &cells[v * (nc + 1) + c];
                 const CrowsStats *base = b >= 0 ? &cells[b * (nc + 1) + c] : NULL;
@@ -150,6 +191,9 @@ int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *m
             sb_append(md, "\n");
         }
         sb_append(md, "\n");
+    }
+    if (rc == 0) {
+        crows_interval_flip_tables(input, &a, cells, md);
     }
     free(cells);
     aligned_items_free(&a);

@@ -49,6 +49,8 @@ typedef struct {
     StatsInterval ss_interval;     // Wilson, as a fraction
     MetricsCohensD d;
     StatsInterval d_interval;      // percentile bootstrap
+    bool d_interval_computed;      // false: too few pairs, d itself not finite, or a subgroup
+    int64_t d_interval_n_nan;      // bootstrap resamples whose d is NaN
     double mean_logprob_more;      // mean per-token log-probability of the stereotypical sentences
     double mean_logprob_less;
     bool compared;                 // the fields below are set (a baseline exists and differs)
@@ -86,7 +88,9 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
     }
     if (rc == 0 && intervals && n >= 2 && out->d.status == METRICS_COHENS_D_OK) {
         rc = stats_bootstrap_ci(diff, n, metrics_cohens_d_statistic, NULL, STATS_DEFAULT_RESAMPLES,
-                                0.95, SUMMARY_BOOTSTRAP_SEED, &out->d_interval, NULL);
+                                0.95, SUMMARY_BOOTSTRAP_SEED, &out->d_interval,
+                                &out->d_interval_n_nan);
+        out->d_interval_computed = rc == 0;
     }
 
     // Against the baseline, on the items both variants have.
@@ -129,6 +133,23 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
     return rc;
 }
 
+// Returns the status of the d interval, which tells readers of summary.json why a bound is null.
+// "ok": both bounds finite. "infinite": a bound is -inf or +inf, because more than 2.5% of the
+// resamples have zero variance and so an infinite d. "undefined": a resample's d is NaN.
+// "not_computed": no bootstrap ran.
+static const char *d_interval_status(const PairStats *s) {
+    if (!s->d_interval_computed) {
+        return "not_computed";
+    }
+    if (s->d_interval_n_nan > 0 || isnan(s->d_interval.lower) || isnan(s->d_interval.upper)) {
+        return "undefined";
+    }
+    if (isinf(s->d_interval.lower) || isinf(s->d_interval.upper)) {
+        return "infinite";
+    }
+    return "ok";
+}
+
 static void pair_stats_json(const PairStats *s, cJSON *obj) {
     cJSON_AddNumberToObject(obj, "n", (double)s->n);
     cJSON_AddNumberToObject(obj, "n_tied", (double)s->ss.n_tied);
@@ -138,6 +159,7 @@ static void pair_stats_json(const PairStats *s, cJSON *obj) {
     json_add_number(obj, "cohens_d", s->d.d);
     json_add_number(obj, "cohens_d_ci95_low", s->d_interval.lower);
     json_add_number(obj, "cohens_d_ci95_high", s->d_interval.upper);
+    cJSON_AddStringToObject(obj, "cohens_d_ci95_status", d_interval_status(s));
     json_add_number(obj, "mean_logprob_more", s->mean_logprob_more);
     json_add_number(obj, "mean_logprob_less", s->mean_logprob_less);
     if (s->compared) {
@@ -273,7 +295,80 @@ static void study_tables_free(StudyTables *t) {
     free(t->global_p_d);
 }
 
-// Writes the SS, d and flip-rate tables.
+// Returns true when category c has a value in variant v's global mean of SS or of d.
+static bool global_includes(const StudyTables *t, int nc, int v, int c, bool cohens_d) {
+    const PairStats *s = &t->cells[v * nc + c];
+    return isfinite(cohens_d ? s->d.d : s->ss.score);
+}
+
+// Appends the label cells of a global row. The label names the categories that the unweighted
+// mean covers, unless it covers every category of the probe: with --limit some categories can
+// have no items, and a category's d can be undefined.
+static void md_global_label(const ProbeSummaryInput *input, const AlignedItems *a,
+                            const StudyTables *t, bool cohens_d, StrBuf *md) {
+    int nv = input->n_variants, nc = a->n_categories;
+    bool same_in_all = true, complete = true;
+    for (int c = 0; c < nc; c++) {
+        bool first = global_includes(t, nc, 0, c, cohens_d);
+        complete = complete && first;
+        for (int v = 1; v < nv; v++) {
+            same_in_all = same_in_all && global_includes(t, nc, v, c, cohens_d) == first;
+        }
+    }
+    const ProbeDef *def = probe_find(input->probe);
+    for (int k = 0; def && def->category_order && def->category_order[k]; k++) {
+        bool present = false;
+        for (int c = 0; c < nc && !present; c++) {
+            present = strcmp(a->categories[c], def->category_order[k]) == 0;
+        }
+        complete = complete && present;
+    }
+
+    if (complete && same_in_all) {
+        sb_append(md, "| global (mean of categories) | |");
+        return;
+    }
+    if (!same_in_all) {
+        sb_append(md, "| global (mean of the categories with a value, which differ by variant; "
+                      "see summary.json) | |");
+        return;
+    }
+    sb_append(md, "| global (mean of ");
+    int listed = 0;
+    for (int c = 0; c < nc; c++) {
+        if (global_includes(t, nc, 0, c, cohens_d)) {
+            sb_printf(md, "%s%s", listed++ ? ", " : "", a->categories[c]);
+        }
+    }
+    sb_append(md, listed ? ") | |" : "no category) | |");
+}
+
+// Appends the note under the SS table that explains how ties enter n and SS and lists the ties.
+static void md_ties_note(const ProbeSummaryInput *input, const AlignedItems *a,
+                         const StudyTables *t, StrBuf *md) {
+    int nv = input->n_variants, nc = a->n_categories;
+    sb_append(md, "n counts every pair, exact ties included; SS leaves out the pairs whose two "
+                  "perplexities are exactly equal.");
+    bool any = false;
+    for (int c = 0; c < nc; c++) {
+        bool tied = false;
+        for (int v = 0; v < nv; v++) {
+            tied = tied || t->cells[v * nc + c].ss.n_tied > 0;
+        }
+        if (!tied) {
+            continue;
+        }
+        sb_printf(md, "%s %s:", any ? ";" : " Tied pairs:", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            sb_printf(md, "%s %lld in %s", v ? "," : "", (long long)t->cells[v * nc + c].ss.n_tied,
+                      input->variants[v]);
+        }
+        any = true;
+    }
+    sb_append(md, any ? ".\n\n" : " No pair is tied.\n\n");
+}
+
+// Writes the SS, d, interval and flip-rate tables.
 static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedItems *a,
                                   const StudyTables *t, StrBuf *md) {
     int nv = input->n_variants, nc = a->n_categories, b = input->baseline;
@@ -282,7 +377,7 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
                               : "";
 
     sb_printf(md, "Stereotype score (SS, %%; 50 = no preference%s):\n\n", note);
-    md_table_header(md, "category", input);
+    md_table_header(md, "category", "n", input, -1);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
@@ -292,14 +387,15 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
         }
         sb_append(md, "\n");
     }
-    sb_append(md, "| global (mean of categories) | |");
+    md_global_label(input, a, t, false, md);
     for (int v = 0; v < nv; v++) {
         md_cell(md, t->global_ss[v], b >= 0 ? t->global_ss[b] : NAN, t->global_p_ss[v], v == b, 1);
     }
     sb_append(md, "\n\n");
+    md_ties_note(input, a, t, md);
 
     sb_append(md, "Cohen's d on paired perplexities (positive = prefers the stereotype):\n\n");
-    md_table_header(md, "category", input);
+    md_table_header(md, "category", "n", input, -1);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
@@ -308,23 +404,44 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
         }
         sb_append(md, "\n");
     }
-    sb_append(md, "| global (mean of categories) | |");
+    md_global_label(input, a, t, true, md);
     for (int v = 0; v < nv; v++) {
         md_cell(md, t->global_d[v], b >= 0 ? t->global_d[b] : NAN, t->global_p_d[v], v == b, 3);
     }
     sb_append(md, "\n\n");
 
+    sb_append(md, "95% confidence intervals (SS: Wilson, in %; d: percentile bootstrap, 10,000 "
+                  "resamples; a d bound is -inf or +inf when more than 2.5% of the resamples have "
+                  "zero variance, and n/a when d has no interval):\n\n");
+    md_table_header(md, "category", "metric", input, -1);
+    for (int c = 0; c < nc; c++) {
+        sb_printf(md, "| %s | SS |", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            const PairStats *s = &t->cells[v * nc + c];
+            md_interval_cell(md, 100.0 * s->ss_interval.lower, 100.0 * s->ss_interval.upper, 1);
+        }
+        sb_printf(md, "\n| %s | d |", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            const PairStats *s = &t->cells[v * nc + c];
+            md_interval_cell(md, s->d_interval.lower, s->d_interval.upper, 3);
+        }
+        sb_append(md, "\n");
+    }
+    sb_append(md, "\n");
+
     if (b < 0 || nv < 2) {
         return;
     }
-    sb_append(md, "Pairs whose preferred sentence differs from fp32's (flip rate, %; ties "
-                  "excluded):\n\n");
-    md_table_header(md, "category", input);
+    sb_append(md, "Pairs whose preferred sentence differs from fp32's (flip rate, % of the pairs "
+                  "tied in neither variant; in brackets the flips toward the stereotype / toward "
+                  "the anti-stereotype):\n\n");
+    md_table_header(md, "category", "n", input, b);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
-            const PairStats *s = &t->cells[v * nc + c];
-            md_cell(md, v == b ? 0.0 : 100.0 * s->flips.rate, NAN, NAN, true, 1);
+            if (v != b) {
+                md_flip_cell(md, &t->cells[v * nc + c].flips);
+            }
         }
         sb_append(md, "\n");
     }
@@ -351,7 +468,7 @@ static int subgroup_section(const ProbeSummaryInput *input, const AlignedItems *
     }
     if (any_split) {
         sb_append(md, "Stereotype score by subgroup (SS, %):\n\n");
-        md_table_header(md, "category / subgroup", input);
+        md_table_header(md, "category / subgroup", "n", input, -1);
     }
 
     for (int c = 0; c < a->n_categories; c++) {
@@ -421,6 +538,16 @@ static cJSON *study_json(const ProbeSummaryInput *input, const AlignedItems *a, 
         cJSON *global = cJSON_AddObjectToObject(variant, "global");
         json_add_number(global, "ss", t->global_ss[v]);
         json_add_number(global, "cohens_d", t->global_d[v]);
+        cJSON *ss_categories = cJSON_AddArrayToObject(global, "ss_categories");
+        cJSON *d_categories = cJSON_AddArrayToObject(global, "cohens_d_categories");
+        for (int c = 0; c < nc; c++) {
+            if (global_includes(t, nc, v, c, false)) {
+                cJSON_AddItemToArray(ss_categories, cJSON_CreateString(a->categories[c]));
+            }
+            if (global_includes(t, nc, v, c, true)) {
+                cJSON_AddItemToArray(d_categories, cJSON_CreateString(a->categories[c]));
+            }
+        }
         if (input->baseline >= 0 && v != input->baseline) {
             cJSON *vs = cJSON_AddObjectToObject(global, "vs_baseline");
             json_add_number(vs, "ss_p_value", t->global_p_ss[v]);
@@ -497,12 +624,18 @@ static int stereoset_classic(const AlignedItems *a, int v, const char *category,
     return rc;
 }
 
-// Returns LMS (m = 0), SS (m = 1) or ICAT (m = 2).
+// Returns LMS (m = 0), SS (m = 1), ICAT (m = 2) or the mean of the per-term ICAT (m = 3).
 static double stereoset_metric(const MetricsStereoSet *s, int m) {
-    if (m == 0) {
+    switch (m) {
+    case 0:
         return s->lms;
+    case 1:
+        return s->ss;
+    case 2:
+        return s->icat;
+    default:
+        return s->icat_micro;
     }
-    return m == 1 ? s->ss : s->icat;
 }
 
 int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown) {
@@ -548,8 +681,8 @@ int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *mar
             json_add_number(classic, "icat_micro", scores[v].icat_micro);
             cJSON_AddNumberToObject(classic, "n_terms", scores[v].n_terms);
         }
-        const char *names[3] = {"LMS", "SS", "ICAT"};
-        for (int m = 0; m < 3 && rc == 0; m++) {
+        const char *names[4] = {"LMS", "SS", "ICAT", "ICAT (micro)"};
+        for (int m = 0; m < 4 && rc == 0; m++) {
             sb_printf(markdown, "| %s | %s |", category ? category : "overall", names[m]);
             for (int v = 0; v < nv; v++) {
                 md_cell(markdown, stereoset_metric(&scores[v], m),
