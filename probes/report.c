@@ -7,6 +7,42 @@
 #include "../engine/util.h"
 #include "summary.h"
 
+// Lists the categories of the probe's category order that no record of this run has: in
+// summary.json as "categories_without_items", and in a note in summary.md when there are any.
+static void report_missing_categories(const ProbeDef *def, const RecordSet *records,
+                                      const cJSON *fingerprint, cJSON *probe_json, StrBuf *md) {
+    cJSON *missing = cJSON_AddArrayToObject(probe_json, "categories_without_items");
+    StrBuf names;
+    sb_init(&names);
+    int n_missing = 0;
+    for (int k = 0; def->category_order && def->category_order[k]; k++) {
+        const char *category = def->category_order[k];
+        bool present = false;
+        for (int64_t r = 0; r < records->n_records && !present; r++) {
+            const ItemRecord *record = &records->records[r];
+            present = strcmp(record->probe, def->name) == 0 &&
+                      strcmp(record->category, category) == 0;
+        }
+        if (!present) {
+            cJSON_AddItemToArray(missing, cJSON_CreateString(category));
+            sb_printf(&names, "%s%s", n_missing++ ? ", " : "", category);
+        }
+    }
+
+    if (n_missing > 0) {
+        const cJSON *limit = cJSON_GetObjectItemCaseSensitive(fingerprint, "limit_per_probe");
+        sb_printf(md, "No items for %s in this run", names.data);
+        if (cJSON_IsNumber(limit)) {
+            sb_printf(md, ": `--limit %.0f` scores the first %.0f items of each probe in the "
+                          "order of its data files, so later categories can get none",
+                      limit->valuedouble, limit->valuedouble);
+        }
+        sb_append(md, ". The tables list only the categories with items, and every aggregate "
+                      "row (global, overall, all pairs) covers only those.\n\n");
+    }
+    sb_free(&names);
+}
+
 int report_build(const cJSON *fingerprint, const RecordSet *records, const char *const *variants,
                  int n_variants, const char *const *probes, int n_probes, cJSON **json_out,
                  char **markdown_out) {
@@ -67,6 +103,7 @@ int report_build(const cJSON *fingerprint, const RecordSet *records, const char 
 
         sb_printf(&md, "## %s: %s\n\n", def->name, def->title);
         sb_printf(&md, "Convention: %s.\n\n", def->convention);
+        report_missing_categories(def, records, fingerprint, probe_json, &md);
         ProbeSummaryInput input = {
             .probe = def->name,
             .variants = variants,

@@ -117,7 +117,21 @@ static double quantile_sorted(const double *sorted, int64_t n, double p) {
         return sorted[n - 1];
     }
     double fraction = h - (double)below;
-    return sorted[below] + fraction * (sorted[below + 1] - sorted[below]);
+    double low = sorted[below], high = sorted[below + 1];
+    if (fraction == 0.0 || low == high) {
+        return low;
+    }
+
+    // Next to an infinite order statistic the formula below gives NaN (inf - inf), but every
+    // point strictly between a finite value and an infinity is that infinity. Between -inf and
+    // +inf the point is undefined.
+    if (isinf(low) || isinf(high)) {
+        if (isinf(low) && isinf(high)) {
+            return NAN;
+        }
+        return isinf(low) ? low : high;
+    }
+    return low + fraction * (high - low);
 }
 
 int stats_bootstrap_ci(const double *values, int64_t n, StatsStatisticFn statistic, void *ctx,

@@ -70,8 +70,12 @@ typedef struct {
 // indices uniformly with replacement, with stats_rng_below from one generator seeded with `seed`,
 // resample after resample. lower and upper are the (1 - level) / 2 and (1 + level) / 2 quantiles
 // of the resample statistics ("replicates"). The quantiles interpolate linearly between order
-// statistics, as numpy.percentile's default "linear" method does. If any replicate
-// is NaN, lower and upper are NaN; *n_nan (unless NULL) receives the count of NaN replicates.
+// statistics, as numpy.percentile's default "linear" method does, except next to an infinite
+// replicate: a quantile between an infinity and a finite value is that infinity, where the
+// interpolation formula would give NaN. So a bound is -inf or +inf when more than about
+// (1 - level) / 2 of the replicates are infinite on its side, as Cohen's d is for a resample with
+// zero variance. If any replicate is NaN, lower and upper are NaN; *n_nan (unless NULL) receives
+// the count of NaN replicates.
 // Returns 0, or -1 with an error when n < 1, n_resamples < 1 or level is not in (0, 1).
 int stats_bootstrap_ci(const double *values, int64_t n, StatsStatisticFn statistic, void *ctx,
                        int64_t n_resamples, double level, uint64_t seed, StatsInterval *out,

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
+
 static int compare_int64(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -86,6 +88,39 @@ void aligned_items_free(AlignedItems *items) {
     memset(items, 0, sizeof *items);
 }
 
+double summary_mean_logprob(const ItemRecord *r, int text) {
+    return r->scores[text].n_tokens > 0 ? r->scores[text].logprob / (double)r->scores[text].n_tokens
+                                        : NAN;
+}
+
+int64_t aligned_select_items(const AlignedItems *a, int v, int paired, const char *category,
+                             const char *subgroup, int64_t *out) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < a->n_items; i++) {
+        if (!aligned_record(a, v, i) || (paired >= 0 && !aligned_record(a, paired, i))) {
+            continue;
+        }
+        if (category && strcmp(a->category[i], category) != 0) {
+            continue;
+        }
+        if (subgroup && strcmp(a->subgroup[i], subgroup) != 0) {
+            continue;
+        }
+        out[n++] = i;
+    }
+    return n;
+}
+
+double summary_p_value(const double *a, const double *b, int64_t n, StatsStatisticFn metric,
+                       void *ctx) {
+    StatsRandomization test;
+    if (n < 1 || stats_randomization_test(a, b, n, metric, ctx, STATS_RANDOMIZATION_ITERATIONS,
+                                          SUMMARY_RANDOMIZATION_SEED, &test) != 0) {
+        return NAN;
+    }
+    return test.p_value;
+}
+
 void json_add_number(cJSON *obj, const char *name, double x) {
     if (isfinite(x)) {
         cJSON_AddNumberToObject(obj, name, x);
@@ -109,14 +144,51 @@ void md_cell(StrBuf *md, double value, double baseline_value, double p_value, bo
     sb_append(md, " |");
 }
 
-void md_table_header(StrBuf *md, const char *first, const ProbeSummaryInput *input) {
-    sb_printf(md, "| %s | n |", first);
+void md_table_header(StrBuf *md, const char *first, const char *second,
+                     const ProbeSummaryInput *input, int skip_variant) {
+    sb_printf(md, "| %s | %s |", first, second);
     for (int v = 0; v < input->n_variants; v++) {
-        sb_printf(md, " %s |", input->variants[v]);
+        if (v != skip_variant) {
+            sb_printf(md, " %s |", input->variants[v]);
+        }
     }
-    sb_append(md, "\n|---|---:|");
+
+    // The second column is right-aligned when it contains counts.
+    sb_append(md, strcmp(second, "n") == 0 ? "\n|---|---:|" : "\n|---|---|");
     for (int v = 0; v < input->n_variants; v++) {
-        sb_append(md, "---:|");
+        if (v != skip_variant) {
+            sb_append(md, "---:|");
+        }
     }
     sb_append(md, "\n");
+}
+
+// Appends one interval bound, with +inf written out where printf would print "inf".
+static void md_bound(StrBuf *md, double x, int digits) {
+    if (isinf(x)) {
+        sb_append(md, x < 0 ? "-inf" : "+inf");
+    } else {
+        sb_printf(md, "%.*f", digits, x);
+    }
+}
+
+void md_interval_cell(StrBuf *md, double lower, double upper, int digits) {
+    if (isnan(lower) || isnan(upper)) {
+        sb_append(md, " n/a |");
+        return;
+    }
+    sb_append(md, " [");
+    md_bound(md, lower, digits);
+    sb_append(md, ", ");
+    md_bound(md, upper, digits);
+    sb_append(md, "] |");
+}
+
+void md_flip_cell(StrBuf *md, const StatsFlipRate *flips) {
+    if (flips->n_compared == 0) {
+        sb_append(md, " n/a |");
+        return;
+    }
+    sb_printf(md, " %.1f (%.1f / %.1f) |", 100.0 * flips->rate, 100.0 * flips->rate_0_to_1,
+              100.0 * flips->rate_1_to_0);
 }

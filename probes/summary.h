@@ -7,6 +7,7 @@
 
 #include "probe.h"
 #include "results.h"
+#include "stats.h"
 
 // Seeds of the bootstrap and randomization tests, fixed so that a summary is reproducible.
 #define SUMMARY_BOOTSTRAP_SEED 20260101u
@@ -36,6 +37,20 @@ static inline const ItemRecord *aligned_record(const AlignedItems *items, int va
     return items->records[(int64_t)variant * items->n_items + i];
 }
 
+// Collects into `out` the indices of the items of a group (a category, a subgroup of it, or all
+// when both are NULL) that variant v has and, when `paired` >= 0, that variant `paired` has too.
+// Returns their count.
+int64_t aligned_select_items(const AlignedItems *a, int v, int paired, const char *category,
+                             const char *subgroup, int64_t *out);
+
+// Returns the mean per-token log-probability of a record's text, or NaN without scored tokens.
+double summary_mean_logprob(const ItemRecord *r, int text);
+
+// Returns the two-sided p-value of a paired approximate randomization test of metric(a) against
+// metric(b), or NaN when the test is undefined (no items, or a metric that is NaN on the data).
+double summary_p_value(const double *a, const double *b, int64_t n, StatsStatisticFn metric,
+                       void *ctx);
+
 // Appends a JSON number, or null when x is NaN or infinite (JSON has no NaN).
 void json_add_number(cJSON *obj, const char *name, double x);
 
@@ -44,11 +59,20 @@ void json_add_number(cJSON *obj, const char *name, double x);
 void md_cell(StrBuf *md, double value, double baseline_value, double p_value, bool is_baseline,
              int digits);
 
-// Appends the header and separator rows of a table with a first column `first`, an "n" column
-// and one column per variant.
-void md_table_header(StrBuf *md, const char *first, const ProbeSummaryInput *input);
+// Appends the header and separator rows of a table with the columns `first`, `second` (such as
+// "n" or "metric") and one per variant except `skip_variant` (-1 keeps every variant).
+void md_table_header(StrBuf *md, const char *first, const char *second,
+                     const ProbeSummaryInput *input, int skip_variant);
 
-// Summaries of the built-in probes (summary_pairs.c).
+// Appends a Markdown table cell "[lower, upper]" with `digits` decimals. Infinite bounds print as
+// -inf and +inf, and a NaN bound makes the cell "n/a".
+void md_interval_cell(StrBuf *md, double lower, double upper, int digits);
+
+// Appends a Markdown table cell with a flip rate and its two directions in percent,
+// "total (0 to 1 / 1 to 0)", or "n/a" when no item was compared.
+void md_flip_cell(StrBuf *md, const StatsFlipRate *flips);
+
+// Summaries of the built-in probes (summary_pairs.c, summary_crows.c).
 int summarize_stereotype_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);
 int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);
 int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown);

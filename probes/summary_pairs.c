@@ -1,11 +1,9 @@
-// summary_pairs.c: summaries of the sentence-pair probes.
+// summary_pairs.c: summaries of StereoSet and RedditBias (CrowS-Pairs is in summary_crows.c).
 //
-// StereoSet and RedditBias use the reference study's metrics on per-token perplexities, per
-// category: the stereotype score (SS, the percent of non-tied pairs where the more stereotypical
-// sentence has the lower perplexity) and Cohen's d. The global value is the unweighted mean over
-// categories. StereoSet also gets its own LMS, SS and ICAT. CrowS-Pairs uses
-// lm-evaluation-harness's pct_stereotype and likelihood_diff on summed log-likelihoods, plus the
-// same on per-token means.
+// Both use the reference study's metrics on per-token perplexities, per category: the stereotype
+// score (SS, the percent of non-tied pairs where the more stereotypical sentence has the lower
+// perplexity) and Cohen's d. The global value is the unweighted mean over categories. StereoSet
+// also gets its own LMS, SS and ICAT.
 //
 // Beyond the study: 95% intervals (Wilson for proportions, percentile bootstrap for d), and for
 // each variant against the fp32 baseline a paired approximate randomization test (10,000
@@ -29,11 +27,6 @@ static double record_ppl(const ItemRecord *r, int text) {
     return ppl;
 }
 
-static double record_mean_logprob(const ItemRecord *r, int text) {
-    return r->scores[text].n_tokens > 0 ? r->scores[text].logprob / (double)r->scores[text].n_tokens
-                                        : NAN;
-}
-
 // Outcome of a study pair: METRICS_OUTCOME_STEREO, _ANTI or _TIE.
 static double record_ss_outcome(const ItemRecord *r) {
     return metrics_pair_outcome(record_ppl(r, 0), record_ppl(r, 1));
@@ -47,38 +40,6 @@ static int8_t binary_outcome(double outcome) {
     return outcome == METRICS_OUTCOME_ANTI ? 0 : STATS_OUTCOME_MISSING;
 }
 
-// Indices of the items of a group (a category, a subgroup of it, or all when both are NULL)
-// that variant v has, and, when `paired` >= 0, that variant `paired` has too.
-static int64_t select_items(const AlignedItems *a, int v, int paired, const char *category,
-                            const char *subgroup, int64_t *out) {
-    int64_t n = 0;
-    for (int64_t i = 0; i < a->n_items; i++) {
-        if (!aligned_record(a, v, i) || (paired >= 0 && !aligned_record(a, paired, i))) {
-            continue;
-        }
-        if (category && strcmp(a->category[i], category) != 0) {
-            continue;
-        }
-        if (subgroup && strcmp(a->subgroup[i], subgroup) != 0) {
-            continue;
-        }
-        out[n++] = i;
-    }
-    return n;
-}
-
-// Returns the two-sided p-value of a paired approximate randomization test of metric(a) against
-// metric(b), or NaN when the test is undefined (no items, or a metric that is NaN on the data).
-static double randomization_p_value(const double *a, const double *b, int64_t n,
-                                    StatsStatisticFn metric, void *ctx) {
-    StatsRandomization test;
-    if (n < 1 || stats_randomization_test(a, b, n, metric, ctx, STATS_RANDOMIZATION_ITERATIONS,
-                                          SUMMARY_RANDOMIZATION_SEED, &test) != 0) {
-        return NAN;
-    }
-    return test.p_value;
-}
-
 // ----------------------------------------------------------------------------
 // Study metrics (SS and Cohen's d) of one group
 
@@ -88,6 +49,8 @@ typedef struct {
     StatsInterval ss_interval;     // Wilson, as a fraction
     MetricsCohensD d;
     StatsInterval d_interval;      // percentile bootstrap
+    bool d_interval_computed;      // false: too few pairs, d itself not finite, or a subgroup
+    int64_t d_interval_n_nan;      // bootstrap resamples whose d is NaN
     double mean_logprob_more;      // mean per-token log-probability of the stereotypical sentences
     double mean_logprob_less;
     bool compared;                 // the fields below are set (a baseline exists and differs)
@@ -99,7 +62,7 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
                       const char *subgroup, bool intervals, PairStats *out) {
     memset(out, 0, sizeof *out);
     int64_t *idx = xmalloc((size_t)(a->n_items + 1) * sizeof(int64_t));
-    int64_t n = select_items(a, v, -1, category, subgroup, idx);
+    int64_t n = aligned_select_items(a, v, -1, category, subgroup, idx);
     double *more = xmalloc((size_t)(n + 1) * sizeof(double));
     double *less = xmalloc((size_t)(n + 1) * sizeof(double));
     double *diff = xmalloc((size_t)(n + 1) * sizeof(double));
@@ -110,8 +73,8 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
         more[k] = record_ppl(r, 0);
         less[k] = record_ppl(r, 1);
         diff[k] = less[k] - more[k];
-        out->mean_logprob_more += record_mean_logprob(r, 0) / (double)n;
-        out->mean_logprob_less += record_mean_logprob(r, 1) / (double)n;
+        out->mean_logprob_more += summary_mean_logprob(r, 0) / (double)n;
+        out->mean_logprob_less += summary_mean_logprob(r, 1) / (double)n;
     }
 
     int rc = metrics_stereotype_score(more, less, n, &out->ss);
@@ -125,12 +88,14 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
     }
     if (rc == 0 && intervals && n >= 2 && out->d.status == METRICS_COHENS_D_OK) {
         rc = stats_bootstrap_ci(diff, n, metrics_cohens_d_statistic, NULL, STATS_DEFAULT_RESAMPLES,
-                                0.95, SUMMARY_BOOTSTRAP_SEED, &out->d_interval, NULL);
+                                0.95, SUMMARY_BOOTSTRAP_SEED, &out->d_interval,
+                                &out->d_interval_n_nan);
+        out->d_interval_computed = rc == 0;
     }
 
     // Against the baseline, on the items both variants have.
     if (rc == 0 && baseline >= 0 && baseline != v) {
-        int64_t np = select_items(a, v, baseline, category, subgroup, idx);
+        int64_t np = aligned_select_items(a, v, baseline, category, subgroup, idx);
         double *oa = xmalloc((size_t)(np + 1) * sizeof(double));
         double *ob = xmalloc((size_t)(np + 1) * sizeof(double));
         double *da = xmalloc((size_t)(np + 1) * sizeof(double));
@@ -147,8 +112,8 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
             before[k] = binary_outcome(ob[k]);
             after[k] = binary_outcome(oa[k]);
         }
-        out->p_ss = randomization_p_value(oa, ob, np, metrics_stereotype_score_statistic, NULL);
-        out->p_d = randomization_p_value(da, db, np, metrics_cohens_d_statistic, NULL);
+        out->p_ss = summary_p_value(oa, ob, np, metrics_stereotype_score_statistic, NULL);
+        out->p_d = summary_p_value(da, db, np, metrics_cohens_d_statistic, NULL);
         if (np > 0) {
             rc = stats_flip_rate(before, after, np, &out->flips);
         }
@@ -168,6 +133,23 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
     return rc;
 }
 
+// Returns the status of the d interval, which tells readers of summary.json why a bound is null.
+// "ok": both bounds finite. "infinite": a bound is -inf or +inf, because more than 2.5% of the
+// resamples have zero variance and so an infinite d. "undefined": a resample's d is NaN.
+// "not_computed": no bootstrap ran.
+static const char *d_interval_status(const PairStats *s) {
+    if (!s->d_interval_computed) {
+        return "not_computed";
+    }
+    if (s->d_interval_n_nan > 0 || isnan(s->d_interval.lower) || isnan(s->d_interval.upper)) {
+        return "undefined";
+    }
+    if (isinf(s->d_interval.lower) || isinf(s->d_interval.upper)) {
+        return "infinite";
+    }
+    return "ok";
+}
+
 static void pair_stats_json(const PairStats *s, cJSON *obj) {
     cJSON_AddNumberToObject(obj, "n", (double)s->n);
     cJSON_AddNumberToObject(obj, "n_tied", (double)s->ss.n_tied);
@@ -177,6 +159,7 @@ static void pair_stats_json(const PairStats *s, cJSON *obj) {
     json_add_number(obj, "cohens_d", s->d.d);
     json_add_number(obj, "cohens_d_ci95_low", s->d_interval.lower);
     json_add_number(obj, "cohens_d_ci95_high", s->d_interval.upper);
+    cJSON_AddStringToObject(obj, "cohens_d_ci95_status", d_interval_status(s));
     json_add_number(obj, "mean_logprob_more", s->mean_logprob_more);
     json_add_number(obj, "mean_logprob_less", s->mean_logprob_less);
     if (s->compared) {
@@ -228,7 +211,7 @@ static double global_statistic(const double *values, const int64_t *indices, int
 // p-values of the global SS and d of variant v against the baseline.
 static void global_p_values(const AlignedItems *a, int v, int baseline, double *p_ss, double *p_d) {
     int64_t *idx = xmalloc((size_t)(a->n_items + 1) * sizeof(int64_t));
-    int64_t n = select_items(a, v, baseline, NULL, NULL, idx);
+    int64_t n = aligned_select_items(a, v, baseline, NULL, NULL, idx);
     double *oa = xmalloc((size_t)(n + 1) * sizeof(double)), *ob = xmalloc((size_t)(n + 1) * sizeof(double));
     double *da = xmalloc((size_t)(n + 1) * sizeof(double)), *db = xmalloc((size_t)(n + 1) * sizeof(double));
     int *category = xmalloc((size_t)(n + 1) * sizeof(int));
@@ -246,9 +229,9 @@ static void global_p_values(const AlignedItems *a, int v, int baseline, double *
         }
     }
     GlobalContext ctx = {.category = category, .n_categories = a->n_categories};
-    *p_ss = randomization_p_value(oa, ob, n, global_statistic, &ctx);
+    *p_ss = summary_p_value(oa, ob, n, global_statistic, &ctx);
     ctx.cohens_d = true;
-    *p_d = randomization_p_value(da, db, n, global_statistic, &ctx);
+    *p_d = summary_p_value(da, db, n, global_statistic, &ctx);
     free(idx);
     free(oa);
     free(ob);
@@ -312,7 +295,80 @@ static void study_tables_free(StudyTables *t) {
     free(t->global_p_d);
 }
 
-// Writes the SS, d and flip-rate tables.
+// Returns true when category c has a value in variant v's global mean of SS or of d.
+static bool global_includes(const StudyTables *t, int nc, int v, int c, bool cohens_d) {
+    const PairStats *s = &t->cells[v * nc + c];
+    return isfinite(cohens_d ? s->d.d : s->ss.score);
+}
+
+// Appends the label cells of a global row. The label names the categories that the unweighted
+// mean covers, unless it covers every category of the probe: with --limit some categories can
+// have no items, and a category's d can be undefined.
+static void md_global_label(const ProbeSummaryInput *input, const AlignedItems *a,
+                            const StudyTables *t, bool cohens_d, StrBuf *md) {
+    int nv = input->n_variants, nc = a->n_categories;
+    bool same_in_all = true, complete = true;
+    for (int c = 0; c < nc; c++) {
+        bool first = global_includes(t, nc, 0, c, cohens_d);
+        complete = complete && first;
+        for (int v = 1; v < nv; v++) {
+            same_in_all = same_in_all && global_includes(t, nc, v, c, cohens_d) == first;
+        }
+    }
+    const ProbeDef *def = probe_find(input->probe);
+    for (int k = 0; def && def->category_order && def->category_order[k]; k++) {
+        bool present = false;
+        for (int c = 0; c < nc && !present; c++) {
+            present = strcmp(a->categories[c], def->category_order[k]) == 0;
+        }
+        complete = complete && present;
+    }
+
+    if (complete && same_in_all) {
+        sb_append(md, "| global (mean of categories) | |");
+        return;
+    }
+    if (!same_in_all) {
+        sb_append(md, "| global (mean of the categories with a value, which differ by variant; "
+                      "see summary.json) | |");
+        return;
+    }
+    sb_append(md, "| global (mean of ");
+    int listed = 0;
+    for (int c = 0; c < nc; c++) {
+        if (global_includes(t, nc, 0, c, cohens_d)) {
+            sb_printf(md, "%s%s", listed++ ? ", " : "", a->categories[c]);
+        }
+    }
+    sb_append(md, listed ? ") | |" : "no category) | |");
+}
+
+// Appends the note under the SS table that explains how ties enter n and SS and lists the ties.
+static void md_ties_note(const ProbeSummaryInput *input, const AlignedItems *a,
+                         const StudyTables *t, StrBuf *md) {
+    int nv = input->n_variants, nc = a->n_categories;
+    sb_append(md, "n counts every pair, exact ties included; SS leaves out the pairs whose two "
+                  "perplexities are exactly equal.");
+    bool any = false;
+    for (int c = 0; c < nc; c++) {
+        bool tied = false;
+        for (int v = 0; v < nv; v++) {
+            tied = tied || t->cells[v * nc + c].ss.n_tied > 0;
+        }
+        if (!tied) {
+            continue;
+        }
+        sb_printf(md, "%s %s:", any ? ";" : " Tied pairs:", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            sb_printf(md, "%s %lld in %s", v ? "," : "", (long long)t->cells[v * nc + c].ss.n_tied,
+                      input->variants[v]);
+        }
+        any = true;
+    }
+    sb_append(md, any ? ".\n\n" : " No pair is tied.\n\n");
+}
+
+// Writes the SS, d, interval and flip-rate tables.
 static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedItems *a,
                                   const StudyTables *t, StrBuf *md) {
     int nv = input->n_variants, nc = a->n_categories, b = input->baseline;
@@ -321,7 +377,7 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
                               : "";
 
     sb_printf(md, "Stereotype score (SS, %%; 50 = no preference%s):\n\n", note);
-    md_table_header(md, "category", input);
+    md_table_header(md, "category", "n", input, -1);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
@@ -331,14 +387,15 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
         }
         sb_append(md, "\n");
     }
-    sb_append(md, "| global (mean of categories) | |");
+    md_global_label(input, a, t, false, md);
     for (int v = 0; v < nv; v++) {
         md_cell(md, t->global_ss[v], b >= 0 ? t->global_ss[b] : NAN, t->global_p_ss[v], v == b, 1);
     }
     sb_append(md, "\n\n");
+    md_ties_note(input, a, t, md);
 
     sb_append(md, "Cohen's d on paired perplexities (positive = prefers the stereotype):\n\n");
-    md_table_header(md, "category", input);
+    md_table_header(md, "category", "n", input, -1);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
@@ -347,23 +404,44 @@ static void study_tables_markdown(const ProbeSummaryInput *input, const AlignedI
         }
         sb_append(md, "\n");
     }
-    sb_append(md, "| global (mean of categories) | |");
+    md_global_label(input, a, t, true, md);
     for (int v = 0; v < nv; v++) {
         md_cell(md, t->global_d[v], b >= 0 ? t->global_d[b] : NAN, t->global_p_d[v], v == b, 3);
     }
     sb_append(md, "\n\n");
 
+    sb_append(md, "95% confidence intervals (SS: Wilson, in %; d: percentile bootstrap, 10,000 "
+                  "resamples; a d bound is -inf or +inf when more than 2.5% of the resamples have "
+                  "zero variance, and n/a when d has no interval):\n\n");
+    md_table_header(md, "category", "metric", input, -1);
+    for (int c = 0; c < nc; c++) {
+        sb_printf(md, "| %s | SS |", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            const PairStats *s = &t->cells[v * nc + c];
+            md_interval_cell(md, 100.0 * s->ss_interval.lower, 100.0 * s->ss_interval.upper, 1);
+        }
+        sb_printf(md, "\n| %s | d |", a->categories[c]);
+        for (int v = 0; v < nv; v++) {
+            const PairStats *s = &t->cells[v * nc + c];
+            md_interval_cell(md, s->d_interval.lower, s->d_interval.upper, 3);
+        }
+        sb_append(md, "\n");
+    }
+    sb_append(md, "\n");
+
     if (b < 0 || nv < 2) {
         return;
     }
-    sb_append(md, "Pairs whose preferred sentence differs from fp32's (flip rate, %; ties "
-                  "excluded):\n\n");
-    md_table_header(md, "category", input);
+    sb_append(md, "Pairs whose preferred sentence differs from fp32's (flip rate, % of the pairs "
+                  "tied in neither variant; in brackets the flips toward the stereotype / toward "
+                  "the anti-stereotype):\n\n");
+    md_table_header(md, "category", "n", input, b);
     for (int c = 0; c < nc; c++) {
         sb_printf(md, "| %s | %lld |", a->categories[c], (long long)t->cells[c].n);
         for (int v = 0; v < nv; v++) {
-            const PairStats *s = &t->cells[v * nc + c];
-            md_cell(md, v == b ? 0.0 : 100.0 * s->flips.rate, NAN, NAN, true, 1);
+            if (v != b) {
+                md_flip_cell(md, &t->cells[v * nc + c].flips);
+            }
         }
         sb_append(md, "\n");
     }
@@ -390,7 +468,7 @@ static int subgroup_section(const ProbeSummaryInput *input, const AlignedItems *
     }
     if (any_split) {
         sb_append(md, "Stereotype score by subgroup (SS, %):\n\n");
-        md_table_header(md, "category / subgroup", input);
+        md_table_header(md, "category / subgroup", "n", input, -1);
     }
 
     for (int c = 0; c < a->n_categories; c++) {
@@ -460,6 +538,16 @@ static cJSON *study_json(const ProbeSummaryInput *input, const AlignedItems *a, 
         cJSON *global = cJSON_AddObjectToObject(variant, "global");
         json_add_number(global, "ss", t->global_ss[v]);
         json_add_number(global, "cohens_d", t->global_d[v]);
+        cJSON *ss_categories = cJSON_AddArrayToObject(global, "ss_categories");
+        cJSON *d_categories = cJSON_AddArrayToObject(global, "cohens_d_categories");
+        for (int c = 0; c < nc; c++) {
+            if (global_includes(t, nc, v, c, false)) {
+                cJSON_AddItemToArray(ss_categories, cJSON_CreateString(a->categories[c]));
+            }
+            if (global_includes(t, nc, v, c, true)) {
+                cJSON_AddItemToArray(d_categories, cJSON_CreateString(a->categories[c]));
+            }
+        }
         if (input->baseline >= 0 && v != input->baseline) {
             cJSON *vs = cJSON_AddObjectToObject(global, "vs_baseline");
             json_add_number(vs, "ss_p_value", t->global_p_ss[v]);
@@ -493,7 +581,7 @@ int summarize_stereotype_pairs(const ProbeSummaryInput *input, cJSON *json, StrB
 static int stereoset_classic(const AlignedItems *a, int v, const char *category,
                              MetricsStereoSet *out) {
     int64_t *idx = xmalloc((size_t)(a->n_items + 1) * sizeof(int64_t));
-    int64_t n = select_items(a, v, -1, category, NULL, idx);
+    int64_t n = aligned_select_items(a, v, -1, category, NULL, idx);
     double *s0 = xmalloc((size_t)(n + 1) * sizeof(double)), *s1 = xmalloc((size_t)(n + 1) * sizeof(double));
     double *s2 = xmalloc((size_t)(n + 1) * sizeof(double));
     int32_t *term = xmalloc((size_t)(n + 1) * sizeof(int32_t));
@@ -507,9 +595,9 @@ static int stereoset_classic(const AlignedItems *a, int v, const char *category,
                          r->n_scores);
             break;
         }
-        s0[k] = record_mean_logprob(r, 0);
-        s1[k] = record_mean_logprob(r, 1);
-        s2[k] = record_mean_logprob(r, 2);
+        s0[k] = summary_mean_logprob(r, 0);
+        s1[k] = summary_mean_logprob(r, 1);
+        s2[k] = summary_mean_logprob(r, 2);
         // Terms are keyed by category and target, as StereoSet evaluates each domain separately.
         int32_t t = 0;
         for (; t < n_terms; t++) {
@@ -536,12 +624,18 @@ static int stereoset_classic(const AlignedItems *a, int v, const char *category,
     return rc;
 }
 
-// Returns LMS (m = 0), SS (m = 1) or ICAT (m = 2).
+// Returns LMS (m = 0), SS (m = 1), ICAT (m = 2) or the mean of the per-term ICAT (m = 3).
 static double stereoset_metric(const MetricsStereoSet *s, int m) {
-    if (m == 0) {
+    switch (m) {
+    case 0:
         return s->lms;
+    case 1:
+        return s->ss;
+    case 2:
+        return s->icat;
+    default:
+        return s->icat_micro;
     }
-    return m == 1 ? s->ss : s->icat;
 }
 
 int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *markdown) {
@@ -587,8 +681,8 @@ int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *mar
             json_add_number(classic, "icat_micro", scores[v].icat_micro);
             cJSON_AddNumberToObject(classic, "n_terms", scores[v].n_terms);
         }
-        const char *names[3] = {"LMS", "SS", "ICAT"};
-        for (int m = 0; m < 3 && rc == 0; m++) {
+        const char *names[4] = {"LMS", "SS", "ICAT", "ICAT (micro)"};
+        for (int m = 0; m < 4 && rc == 0; m++) {
             sb_printf(markdown, "| %s | %s |", category ? category : "overall", names[m]);
             for (int v = 0; v < nv; v++) {
                 md_cell(markdown, stereoset_metric(&scores[v], m),
@@ -599,155 +693,6 @@ int summarize_stereoset(const ProbeSummaryInput *input, cJSON *json, StrBuf *mar
         free(scores);
     }
     sb_append(markdown, "\n");
-    aligned_items_free(&a);
-    return rc;
-}
-
-// ----------------------------------------------------------------------------
-// CrowS-Pairs (lm-evaluation-harness)
-
-typedef struct {
-    MetricsCrowsPairs sum;       // on summed log-likelihoods (lm-evaluation-harness)
-    MetricsCrowsPairs per_token; // on per-token means
-    StatsInterval interval;      // Wilson interval of sum.pct_stereotype
-    bool compared;
-    double p_sum, p_per_token;
-    StatsFlipRate flips;
-} CrowsStats;
-
-static int crows_stats(const AlignedItems *a, int v, int baseline, const char *category,
-                       CrowsStats *out) {
-    memset(out, 0, sizeof *out);
-    int64_t *idx = xmalloc((size_t)(a->n_items + 1) * sizeof(int64_t));
-    int64_t n = select_items(a, v, -1, category, NULL, idx);
-    double *ll_more = xmalloc((size_t)(n + 1) * sizeof(double)), *ll_less = xmalloc((size_t)(n + 1) * sizeof(double));
-    int64_t *n_more = xmalloc((size_t)(n + 1) * sizeof(int64_t)), *n_less = xmalloc((size_t)(n + 1) * sizeof(int64_t));
-    for (int64_t k = 0; k < n; k++) {
-        const ItemRecord *r = aligned_record(a, v, idx[k]);
-        ll_more[k] = r->scores[0].logprob;
-        ll_less[k] = r->scores[1].logprob;
-        n_more[k] = r->scores[0].n_tokens;
-        n_less[k] = r->scores[1].n_tokens;
-    }
-    int rc = metrics_crows_pairs(ll_more, ll_less, n, &out->sum);
-    if (rc == 0) {
-        rc = metrics_crows_pairs_per_token(ll_more, n_more, ll_less, n_less, n, &out->per_token);
-    }
-    out->interval.lower = out->interval.upper = NAN;
-    if (rc == 0 && n > 0) {
-        rc = stats_wilson_interval(out->sum.n_stereo, n, 0.95, &out->interval);
-    }
-
-    if (rc == 0 && baseline >= 0 && baseline != v) {
-        int64_t np = select_items(a, v, baseline, category, NULL, idx);
-        double *oa = xmalloc((size_t)(np + 1) * sizeof(double)), *ob = xmalloc((size_t)(np + 1) * sizeof(double));
-        double *ta = xmalloc((size_t)(np + 1) * sizeof(double)), *tb = xmalloc((size_t)(np + 1) * sizeof(double));
-        int8_t *before = xmalloc((size_t)(np + 1)), *after = xmalloc((size_t)(np + 1));
-        for (int64_t k = 0; k < np; k++) {
-            const ItemRecord *ra = aligned_record(a, v, idx[k]), *rb = aligned_record(a, baseline, idx[k]);
-            oa[k] = ra->scores[0].logprob > ra->scores[1].logprob ? 1.0 : 0.0;
-            ob[k] = rb->scores[0].logprob > rb->scores[1].logprob ? 1.0 : 0.0;
-            ta[k] = record_mean_logprob(ra, 0) > record_mean_logprob(ra, 1) ? 1.0 : 0.0;
-            tb[k] = record_mean_logprob(rb, 0) > record_mean_logprob(rb, 1) ? 1.0 : 0.0;
-            before[k] = (int8_t)ob[k];
-            after[k] = (int8_t)oa[k];
-        }
-        out->p_sum = randomization_p_value(oa, ob, np, stats_mean_statistic, NULL);
-        out->p_per_token = randomization_p_value(ta, tb, np, stats_mean_statistic, NULL);
-        if (np > 0) {
-            rc = stats_flip_rate(before, after, np, &out->flips);
-        }
-        out->compared = rc == 0;
-        free(oa);
-        free(ob);
-        free(ta);
-        free(tb);
-        free(before);
-        free(after);
-    }
-    free(idx);
-    free(ll_more);
-    free(ll_less);
-    free(n_more);
-    free(n_less);
-    return rc;
-}
-
-static void crows_json(const CrowsStats *s, cJSON *obj) {
-    cJSON_AddNumberToObject(obj, "n", (double)s->sum.n);
-    json_add_number(obj, "pct_stereotype", 100.0 * s->sum.pct_stereotype);
-    json_add_number(obj, "pct_stereotype_ci95_low", 100.0 * s->interval.lower);
-    json_add_number(obj, "pct_stereotype_ci95_high", 100.0 * s->interval.upper);
-    json_add_number(obj, "likelihood_diff", s->sum.likelihood_diff);
-    json_add_number(obj, "pct_stereotype_per_token", 100.0 * s->per_token.pct_stereotype);
-    json_add_number(obj, "likelihood_diff_per_token", s->per_token.likelihood_diff);
-    if (s->compared) {
-        cJSON *vs = cJSON_AddObjectToObject(obj, "vs_baseline");
-        json_add_number(vs, "pct_stereotype_p_value", s->p_sum);
-        json_add_number(vs, "pct_stereotype_per_token_p_value", s->p_per_token);
-        cJSON_AddNumberToObject(vs, "flip_n_compared", (double)s->flips.n_compared);
-        json_add_number(vs, "flip_rate", s->flips.rate);
-    }
-}
-
-int summarize_crows_pairs(const ProbeSummaryInput *input, cJSON *json, StrBuf *md) {
-    const ProbeDef *def = probe_find(input->probe);
-    AlignedItems a;
-    aligned_items_build(input, def ? def->category_order : NULL, &a);
-    int nv = input->n_variants, nc = a.n_categories, b = input->baseline;
-    // Rows: every bias type, then all pairs together (the harness's overall crows_pairs_english).
-    CrowsStats *cells = xcalloc((size_t)(nv * (nc + 1) + 1), sizeof(CrowsStats));
-    int rc = 0;
-    cJSON *variants = cJSON_AddObjectToObject(json, "variants");
-    for (int v = 0; v < nv && rc == 0; v++) {
-        cJSON *variant = cJSON_AddObjectToObject(variants, input->variants[v]);
-        cJSON *categories = cJSON_AddObjectToObject(variant, "categories");
-        for (int c = 0; c <= nc && rc == 0; c++) {
-            const char *category = c < nc ? a.categories[c] : NULL;
-            rc = crows_stats(&a, v, b, category, &cells[v * (nc + 1) + c]);
-            if (rc != 0) {
-                err_prefix("crows_pairs, variant %s", input->variants[v]);
-                break;
-            }
-            crows_json(&cells[v * (nc + 1) + c],
-                       category ? cJSON_AddObjectToObject(categories, category)
-                                : cJSON_AddObjectToObject(variant, "global"));
-        }
-    }
-
-    const char *titles[3] = {
-        "pct_stereotype (%, summed log-likelihood; lm-evaluation-harness convention",
-        "likelihood_diff (mean |LL(more) - LL(less)|, summed log-likelihood",
-        "pct_stereotype (%, per-token mean log-likelihood; qbias's length-normalised variant",
-    };
-    for (int m = 0; m < 3 && rc == 0; m++) {
-        sb_printf(md, "%s%s):\n\n", titles[m],
-                  b >= 0 && m != 1 ? "; in brackets the change from fp32, * = p < 0.05" : "");
-        md_table_header(md, "bias type", input);
-        for (int c = 0; c <= nc; c++) {
-            const CrowsStats *first = &cells[c];
-            sb_printf(md, "| %s | %lld |", c < nc ? a.categories[c] : "all pairs",
-                      (long long)first->sum.n);
-            for (int v = 0; v < nv; v++) {
-                const CrowsStats *s = &cells[v * (nc + 1) + c];
-                const CrowsStats *base = b >= 0 ? &cells[b * (nc + 1) + c] : NULL;
-                if (m == 0) {
-                    md_cell(md, 100.0 * s->sum.pct_stereotype,
-                            base ? 100.0 * base->sum.pct_stereotype : NAN, s->p_sum, v == b, 1);
-                } else if (m == 1) {
-                    md_cell(md, s->sum.likelihood_diff, base ? base->sum.likelihood_diff : NAN, NAN,
-                            v == b, 3);
-                } else {
-                    md_cell(md, 100.0 * s->per_token.pct_stereotype,
-                            base ? 100.0 * base->per_token.pct_stereotype : NAN, s->p_per_token,
-                            v == b, 1);
-                }
-            }
-            sb_append(md, "\n");
-        }
-        sb_append(md, "\n");
-    }
-    free(cells);
     aligned_items_free(&a);
     return rc;
 }

@@ -223,6 +223,71 @@ TEST(stats_bootstrap_undefined_replicates) {
     CHECK_NEAR(ci.estimate, 1.0 / sqrt(3.0), 1e-15);
 }
 
+// Returns table[k] on the k-th resample and 0 for the original data.
+typedef struct {
+    const double *table;
+    int calls;
+} TableStatistic;
+
+static double table_statistic(const double *values, const int64_t *indices, int64_t n,
+                              void *ctx) {
+    (void)values;
+    (void)n;
+    TableStatistic *t = ctx;
+    return indices ? t->table[t->calls++] : 0.0;
+}
+
+TEST(stats_bootstrap_infinite_replicates) {
+    // 65 replicates, sorted: 8 x -inf, then 0, 1, ..., 48, then 8 x +inf. The position of
+    // quantile p is h = 64 p; the levels below make every p a binary fraction, so h is exact.
+    double table[65];
+    for (int k = 0; k < 65; k++) {
+        table[k] = (double)(k - 8);
+        if (k < 8) {
+            table[k] = -INFINITY;
+        } else if (k > 56) {
+            table[k] = INFINITY;
+        }
+    }
+    StatsInterval ci;
+    TableStatistic t = {.table = table};
+
+    // Level 0.875: h = 4 and 60, inside the runs of infinities.
+    REQUIRE_OK(stats_bootstrap_ci(table, 1, table_statistic, &t, 65, 0.875, 1, &ci, NULL));
+    CHECK(ci.lower == -INFINITY);
+    CHECK(ci.upper == INFINITY);
+
+    // Level 0.75: h = 8 and 56 fall exactly on the order statistics 0 and 48, and 48 is next to
+    // +inf.
+    t.calls = 0;
+    REQUIRE_OK(stats_bootstrap_ci(table, 1, table_statistic, &t, 65, 0.75, 1, &ci, NULL));
+    CHECK_NEAR(ci.lower, 0.0, 0.0);
+    CHECK_NEAR(ci.upper, 48.0, 0.0);
+
+    // Level 0.765625: h = 7.5 and 56.5, halfway between an infinity and a finite value.
+    t.calls = 0;
+    REQUIRE_OK(stats_bootstrap_ci(table, 1, table_statistic, &t, 65, 0.765625, 1, &ci, NULL));
+    CHECK(ci.lower == -INFINITY);
+    CHECK(ci.upper == INFINITY);
+}
+
+TEST(stats_bootstrap_cohens_d_unbounded_side) {
+    // Cohen's d on three negative differences: a resample that repeats one pair three times
+    // (probability 3/27 = 11%) has zero variance and d = -inf, more than the 2.5% below the lower
+    // bound. So the lower bound is -inf and the upper bound finite. No resample has d = +inf or
+    // NaN, because every difference is negative.
+    const double differences[] = {-1.0, -2.0, -4.0};
+    StatsInterval ci;
+    int64_t n_nan = -1;
+    REQUIRE_OK(stats_bootstrap_ci(differences, 3, metrics_cohens_d_statistic, NULL,
+                                  STATS_DEFAULT_RESAMPLES, STATS_DEFAULT_LEVEL, 7, &ci, &n_nan));
+    CHECK_EQ_INT(n_nan, 0);
+    CHECK(ci.lower == -INFINITY);
+    CHECK_MSG(isfinite(ci.upper) && ci.upper < 0.0, "upper bound %g", ci.upper);
+    // d on {-1, -2, -4}: mean -7/3, sd sqrt(((4/3)^2 + (1/3)^2 + (5/3)^2) / 2) = sqrt(7/3).
+    CHECK_NEAR(ci.estimate, -(7.0 / 3.0) / sqrt(7.0 / 3.0), 1e-12);
+}
+
 TEST(stats_bootstrap_rejects_bad_arguments) {
     const double values[] = {1.0, 2.0};
     StatsInterval ci;
