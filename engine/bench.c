@@ -355,41 +355,57 @@ static size_t last_level_cache_bytes(void) {
     return best ? best : (size_t)32 << 20;
 }
 
-// Best streaming read rate over several passes of all threads over a buffer 16 times the LLC.
-static double measure_bandwidth(int threads, double min_seconds) {
-    size_t bytes = last_level_cache_bytes() * 16;
-    size_t n = bytes / sizeof(uint64_t);
-    uint64_t *buffer = xmalloc(n * sizeof(uint64_t));
-    fill_random_bytes((uint8_t *)buffer, n * sizeof(uint64_t), 1);
-    double best = 0, start = now_seconds();
+// A buffer 16 times the last-level cache that all threads read to measure the read bandwidth.
+typedef struct {
+    uint64_t *buffer;
+    size_t n;     // 64-bit words
+    int threads;
+} BandwidthProbe;
+
+static BandwidthProbe bandwidth_probe_new(int threads) {
+    BandwidthProbe p = {.n = last_level_cache_bytes() * 16 / sizeof(uint64_t), .threads = threads};
+    p.buffer = xmalloc(p.n * sizeof(uint64_t));
+    fill_random_bytes((uint8_t *)p.buffer, p.n * sizeof(uint64_t), 1);
+    return p;
+}
+
+// Returns the read rate (bytes/s) of one pass of all threads over the buffer.
+static double bandwidth_pass(const BandwidthProbe *p) {
     uint64_t total = 0;
-    for (int pass = 0; pass < 3 || now_seconds() - start < min_seconds; pass++) {
-        double t0 = now_seconds();
-        // Eight independent XOR chains per thread; the compiler may vectorize them, which only
-        // makes the loop keep up with memory better.
-#pragma omp parallel num_threads(threads) reduction(^ : total)
-        {
-            uint64_t acc[8] = {0};
+    const uint64_t *buffer = p->buffer;
+    size_t n = p->n;
+    double t0 = now_seconds();
+    // Eight independent XOR chains per thread; the compiler may vectorize them, which only makes
+    // the loop keep up with memory better.
+#pragma omp parallel num_threads(p->threads) reduction(^ : total)
+    {
+        uint64_t acc[8] = {0};
 #pragma omp for schedule(static)
-            for (size_t i = 0; i < n; i += 8) {
-                for (int j = 0; j < 8; j++) {
-                    acc[j] ^= buffer[i + j];
-                }
-            }
+        for (size_t i = 0; i < n; i += 8) {
             for (int j = 0; j < 8; j++) {
-                total ^= acc[j];
+                acc[j] ^= buffer[i + j];
             }
         }
-        double seconds = now_seconds() - t0;
-        best = fmax(best, (double)bytes / seconds);
+        for (int j = 0; j < 8; j++) {
+            total ^= acc[j];
+        }
+    }
+    double seconds = now_seconds() - t0;
+    // The result feeds a volatile so the reads cannot be removed.
+    volatile uint64_t sink = total;
+    (void)sink;
+    return (double)(n * sizeof(uint64_t)) / seconds;
+}
+
+// Best read rate over at least 3 passes and min_seconds (at most 51 passes).
+static double measure_bandwidth(const BandwidthProbe *p, double min_seconds) {
+    double best = 0, start = now_seconds();
+    for (int pass = 0; pass < 3 || now_seconds() - start < min_seconds; pass++) {
+        best = fmax(best, bandwidth_pass(p));
         if (pass > 50) {
             break;
         }
     }
-    free(buffer);
-    // The result feeds a volatile so the reads cannot be removed.
-    volatile uint64_t sink = total;
-    (void)sink;
     return best;
 }
 
@@ -425,7 +441,8 @@ typedef struct {
     const BenchFormat *format;
     double bytes;        // bytes of one weight matrix
     int copies;          // matrices the matrix-vector loop rotates through
-    double gemv_seconds; // per product
+    double gemv_seconds; // per product: the best round (one pass over the copies)
+    double bandwidth;    // bytes/s: the best bandwidth pass between those rounds
     double gemm_seconds; // per product of gemm_rows rows
 } KernelResult;
 
@@ -437,8 +454,7 @@ static void free_weight(Weight *w) {
 #define MAX_COPIES 512
 
 static int bench_shape(int rows, int cols, const BenchFormat *f, const BenchOptions *o,
-                       int threads, KernelResult *r) {
-    (void)threads;
+                       const BandwidthProbe *probe, KernelResult *r) {
     *r = (KernelResult){.rows = rows, .cols = cols, .format = f};
     r->bytes = weight_bytes(rows, cols, f, o);
     // Copies totalling at least four times the last-level cache, so each product reads memory.
@@ -462,21 +478,27 @@ static int bench_shape(int rows, int cols, const BenchFormat *f, const BenchOpti
     fill_random_floats(x, (size_t)m * (size_t)cols, 1.0f, 7);
 
     if (rc == 0) {
-        // Matrix-vector: one pass over the copies to warm up, then timed passes.
+        // Matrix-vector: one round over the copies to warm up, then timed rounds, each after a
+        // bandwidth pass. Memory speed drifts on shared machines (runs minutes apart on one
+        // virtual machine measured 45 to 71 GB/s), so the ratio compares the best round with the
+        // best bandwidth of the same moments, not with the bandwidth at the start.
         for (int c = 0; c < r->copies; c++) {
             linear_forward(&w[c], x, 1, y);
         }
-        long count = 0;
+        r->gemv_seconds = INFINITY;
         double start = now_seconds();
-        while (now_seconds() - start < o->min_seconds || count < r->copies) {
-            linear_forward(&w[count % r->copies], x, 1, y);
-            count++;
+        for (int round = 0; round < 3 || now_seconds() - start < o->min_seconds; round++) {
+            r->bandwidth = fmax(r->bandwidth, bandwidth_pass(probe));
+            double t0 = now_seconds();
+            for (int c = 0; c < r->copies; c++) {
+                linear_forward(&w[c], x, 1, y);
+            }
+            r->gemv_seconds = fmin(r->gemv_seconds, (now_seconds() - t0) / r->copies);
         }
-        r->gemv_seconds = (now_seconds() - start) / (double)count;
 
         // Matrix-matrix on one copy, after one untimed product.
         linear_forward(&w[0], x, m, y);
-        count = 0;
+        long count = 0;
         start = now_seconds();
         while (now_seconds() - start < o->min_seconds || count < 1) {
             linear_forward(&w[0], x, m, y);
@@ -504,6 +526,7 @@ typedef struct {
     double total_bytes;   // the model in memory, embeddings included
     double prefill_tok_s;
     double decode_tok_s;
+    double bandwidth;     // bytes/s: the best of 3 bandwidth passes just before the decode
 } ModelResult;
 
 // Bytes of a model in a format: the blocks' matrices, the head, and the embeddings.
@@ -615,7 +638,7 @@ static long available_memory_bytes(void) {
 // llama-bench's pp and tg tests do); logits are computed for the last prompt token and for every
 // decoded token.
 static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOptions *o,
-                       ModelResult *r) {
+                       const BandwidthProbe *probe, ModelResult *r) {
     *r = (ModelResult){.shape = s, .format = f};
     model_bytes(s, f, o, &r->weight_bytes, &r->total_bytes);
     long available = available_memory_bytes();
@@ -656,8 +679,10 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
         r->prefill_tok_s = n / (now_seconds() - t0);
     }
 
-    // Decode: one token per step, each the argmax of the last logits.
+    // Decode: one token per step, each the argmax of the last logits. Its roofline uses the
+    // bandwidth measured just before, for the reason given at bench_shape.
     kv_cache_clear(kv, -1);
+    r->bandwidth = measure_bandwidth(probe, 0);
     int token = tokens[0];
     t0 = now_seconds();
     for (int i = 0; i < o->decode_tokens && rc == 0; i++) {
@@ -831,8 +856,8 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
         printf("\nkernels (%s, %s scales, symmetric; GEMV rotates copies over >= 4x the LLC; "
                "GEMM has %d rows)\n",
                group, o->fp16_scales ? "fp16" : "fp32", o->gemm_rows);
-        printf("%-12s %-6s %8s %7s %10s %7s %10s %8s\n", "shape", "format", "bits/w", "copies",
-               "GEMV GB/s", "of BW", "GEMM GOPS", "of peak");
+        printf("%-12s %-6s %8s %7s %10s %8s %7s %10s %8s\n", "shape", "format", "bits/w",
+               "copies", "GEMV GB/s", "BW GB/s", "of BW", "GEMM GOPS", "of peak");
         for (int i = 0; i < b->n_kernel_results; i++) {
             const KernelResult *r = &b->kernel_results[i];
             char shape[32];
@@ -840,9 +865,9 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
             double gbs = r->bytes / r->gemv_seconds;
             double gops = 2.0 * o->gemm_rows * r->rows * r->cols / r->gemm_seconds;
             double peak = r->format->int8_acts ? b->peak_int8 : b->peak_fp32;
-            printf("%-12s %-6s %8.3f %7d %10.1f %7.2f %10.1f %8.2f\n", shape, r->format->name,
-                   r->bytes * 8 / ((double)r->rows * r->cols), r->copies, gbs / 1e9,
-                   gbs / b->bandwidth, gops / 1e9, gops / peak);
+            printf("%-12s %-6s %8.3f %7d %10.1f %8.1f %7.2f %10.1f %8.2f\n", shape,
+                   r->format->name, r->bytes * 8 / ((double)r->rows * r->cols), r->copies,
+                   gbs / 1e9, r->bandwidth / 1e9, gbs / r->bandwidth, gops / 1e9, gops / peak);
         }
     }
 
@@ -851,8 +876,9 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
                "decode %d tokens, each from an empty cache)\n",
                o->quantize_head ? "in the measured format" : "fp32", o->prefill_tokens,
                o->decode_tokens);
-        printf("%-14s %-6s %9s %9s %14s %13s %15s %8s\n", "model", "format", "size GB",
-               "read/tok", "prefill tok/s", "decode tok/s", "roofline tok/s", "of roof");
+        printf("%-14s %-6s %9s %9s %14s %13s %8s %15s %8s\n", "model", "format", "size GB",
+               "read/tok", "prefill tok/s", "decode tok/s", "BW GB/s", "roofline tok/s",
+               "of roof");
         for (int i = 0; i < b->n_model_results; i++) {
             const ModelResult *r = &b->model_results[i];
             if (r->skipped) {
@@ -860,10 +886,10 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
                        r->shape->name, r->format->name, r->total_bytes / 1e9);
                 continue;
             }
-            double roofline = b->bandwidth / r->weight_bytes;
-            printf("%-14s %-6s %9.2f %8.2fG %14.1f %13.1f %15.1f %8.2f\n", r->shape->name,
+            double roofline = r->bandwidth / r->weight_bytes;
+            printf("%-14s %-6s %9.2f %8.2fG %14.1f %13.1f %8.1f %15.1f %8.2f\n", r->shape->name,
                    r->format->name, r->total_bytes / 1e9, r->weight_bytes / 1e9, r->prefill_tok_s,
-                   r->decode_tok_s, roofline, r->decode_tok_s / roofline);
+                   r->decode_tok_s, r->bandwidth / 1e9, roofline, r->decode_tok_s / roofline);
         }
     }
 }
@@ -901,7 +927,8 @@ static void print_json(const BenchReport *b, const BenchOptions *o) {
         cJSON_AddNumberToObject(item, "bits_per_weight", r->bytes * 8 / ((double)r->rows * r->cols));
         cJSON_AddNumberToObject(item, "copies", r->copies);
         cJSON_AddNumberToObject(item, "gemv_gb_s", gbs / 1e9);
-        cJSON_AddNumberToObject(item, "gemv_of_bandwidth", gbs / b->bandwidth);
+        cJSON_AddNumberToObject(item, "bandwidth_gb_s", r->bandwidth / 1e9);
+        cJSON_AddNumberToObject(item, "gemv_of_bandwidth", gbs / r->bandwidth);
         cJSON_AddNumberToObject(item, "gemm_gops", gops / 1e9);
         cJSON_AddNumberToObject(item, "gemm_of_peak", gops / peak);
         cJSON_AddItemToArray(kernels, item);
@@ -919,9 +946,10 @@ static void print_json(const BenchReport *b, const BenchOptions *o) {
         cJSON_AddNumberToObject(item, "read_per_token_gb", r->weight_bytes / 1e9);
         cJSON_AddBoolToObject(item, "skipped", r->skipped);
         if (!r->skipped) {
-            double roofline = b->bandwidth / r->weight_bytes;
+            double roofline = r->bandwidth / r->weight_bytes;
             cJSON_AddNumberToObject(item, "prefill_tok_s", r->prefill_tok_s);
             cJSON_AddNumberToObject(item, "decode_tok_s", r->decode_tok_s);
+            cJSON_AddNumberToObject(item, "bandwidth_gb_s", r->bandwidth / 1e9);
             cJSON_AddNumberToObject(item, "roofline_tok_s", roofline);
             cJSON_AddNumberToObject(item, "decode_of_roofline", r->decode_tok_s / roofline);
         }
@@ -989,7 +1017,8 @@ int bench_main(int argc, char **argv) {
     getloadavg(load, 1);
     BenchReport b = {.kernels = kernels_get()->name, .threads = kernels_threads(), .load_average = load[0]};
     log_info("bench: measuring the machine (%d threads, kernels %s)", b.threads, b.kernels);
-    b.bandwidth = measure_bandwidth(b.threads, o.min_seconds);
+    BandwidthProbe probe = bandwidth_probe_new(b.threads);
+    b.bandwidth = measure_bandwidth(&probe, o.min_seconds);
     b.peak_int8 = measure_peak(kernels_get(), b.threads, true, o.min_seconds);
     b.peak_fp32 = measure_peak(kernels_get(), b.threads, false, o.min_seconds);
 
@@ -1008,7 +1037,7 @@ int bench_main(int argc, char **argv) {
                 continue;
             }
             log_info("bench: %dx%d %s", shapes[s][0], shapes[s][1], all_formats[f].name);
-            rc = bench_shape(shapes[s][0], shapes[s][1], &all_formats[f], &o, b.threads,
+            rc = bench_shape(shapes[s][0], shapes[s][1], &all_formats[f], &o, &probe,
                              &b.kernel_results[b.n_kernel_results++]);
         }
     }
@@ -1023,7 +1052,7 @@ int bench_main(int argc, char **argv) {
                 continue;
             }
             log_info("bench: %s %s", all_shapes[s].name, all_formats[f].name);
-            rc = bench_model(&all_shapes[s], &all_formats[f], &o,
+            rc = bench_model(&all_shapes[s], &all_formats[f], &o, &probe,
                              &b.model_results[b.n_model_results++]);
         }
     }
@@ -1040,5 +1069,6 @@ int bench_main(int argc, char **argv) {
     free(b.kernel_results);
     free(b.model_results);
     free(shapes);
+    free(probe.buffer);
     return rc == 0 ? 0 : 1;
 }

@@ -58,7 +58,13 @@ TEST(bench_json_lists_every_format) {
     CHECK_EQ_INT(cJSON_GetArraySize(kernels), 2 * 6);
     const cJSON *item;
     cJSON_ArrayForEach(item, kernels) {
-        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemv_gb_s")) > 0);
+        double gemv = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemv_gb_s"));
+        double bandwidth = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "bandwidth_gb_s"));
+        CHECK(gemv > 0);
+        CHECK(bandwidth > 0);
+        // The ratio is against the bandwidth measured between the product's rounds.
+        CHECK_NEAR(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemv_of_bandwidth")),
+                   gemv / bandwidth, 1e-9);
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "gemm_gops")) > 0);
     }
     const cJSON *first = cJSON_GetArrayItem(kernels, 0);
@@ -78,7 +84,12 @@ TEST(bench_json_lists_every_format) {
         CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "head")), "f32");
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "prefill_tok_s")) > 0);
         CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "decode_tok_s")) > 0);
-        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "roofline_tok_s")) > 0);
+        double roofline = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "roofline_tok_s"));
+        CHECK(roofline > 0);
+        double read_gb = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "read_per_token_gb"));
+        CHECK_NEAR(roofline,
+                   cJSON_GetNumberValue(cJSON_GetObjectItem(item, "bandwidth_gb_s")) / read_gb,
+                   1e-6 * roofline);
     }
     cJSON_Delete(root);
     free(out);
