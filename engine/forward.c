@@ -499,8 +499,7 @@ void block_rmsnorm(const Model *m, const float *weight, const float *x, int n, f
 }
 
 void block_linear(const float *w, int rows, int cols, const float *x, int n, float *y) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, x, cols, w, cols,
-                0.0f, y, rows);
+    gemm_f32(x, w, y, n, rows, cols, rows);
 }
 
 void block_swiglu(float *gate, const float *up, size_t count) {
