@@ -342,7 +342,7 @@ TEST(eval_rejects_bad_arguments) {
     free(err);
     err = NULL;
 
-    // A list longer than qbias holds is refused whole, never cut short.
+    // A list longer than qbias accepts is refused whole, never cut short.
     char many[1024] = "--probes stereoset --quant fp32";
     for (int i = 0; i < 64; i++) {
         strcat(many, ",rtn:w8g128");
@@ -584,7 +584,8 @@ TEST(quantize_then_eval_matches_on_the_fly) {
     CHECK(cJSON_IsTrue(get_path(fp_b, stored_keys, 4)));
     stored_keys[3] = "samples";
     const cJSON *stored_samples = get_path(fp_b, stored_keys, 4);
-    CHECK(cJSON_IsNumber(stored_samples) && stored_samples->valuedouble == 8);
+    REQUIRE(cJSON_IsNumber(stored_samples));
+    CHECK(stored_samples->valuedouble == 8);
     cJSON_Delete(fp_b);
     free(run_b);
 

@@ -438,7 +438,8 @@ TEST(interrupt_message_printed_on_signal) {
     }
     int status = 0;
     REQUIRE(waitpid(child, &status, 0) == child);
-    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
+    REQUIRE(WIFSIGNALED(status));
+    CHECK_EQ_INT(WTERMSIG(status), SIGINT);
     char *text = NULL;
     size_t len = 0;
     REQUIRE_OK(file_read_all(err_path, &text, &len));
