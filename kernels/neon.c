@@ -136,8 +136,8 @@ ALWAYS_INLINE void tile_chunk(const int mr, const int nr, const float *x, const 
 GEMM_TILE_FN(tile_2x2_chunk, tile_chunk, 2, 2)
 GEMM_TILE_FN(tile_1x1_chunk, tile_chunk, 1, 1)
 
-// The blocks of the AVX2 path (32 x 32 outputs, 512-column chunks: 192 KB in all), within the L2
-// of most cores with the dot-product extension (Cortex-A76 can be built with 128 KB).
+// Blocks of 32 x 32 outputs and 512-column chunks (192 KB in all), within the L2 of most cores
+// with the dot-product extension (Cortex-A76 can be built with 128 KB).
 // NOTE: not timed on ARM hardware; the tests check only that the results are bit-identical.
 static const GemmBlocking neon_blocking = {
     .mb = 32, .nb = 32, .kc = 512,

@@ -42,8 +42,8 @@ static void fill_random(float *x, size_t n, uint32_t seed) {
 static const int shapes[][3] = {
     {1, 1, 1}, {1, 7, 16}, {3, 5, 17}, {4, 4, 64}, {5, 9, 172}, {1, 512, 64}, {9, 6, 7},
     {21, 172, 64}, {7, 64, 172}, {8, 33, 300}, {13, 70, 4096},
-    // Past the cache blocks (AVX-512: 48 x 64 outputs and 1024-column chunks; AVX2 and NEON:
-    // 32 x 32 and 512), with tails.
+    // Past the cache blocks (AVX-512: 48 x 64 outputs and 1024-column chunks; AVX2: 16 x 32 and
+    // 1024; NEON: 32 x 32 and 512), with tails.
     {70, 131, 600}, {129, 65, 2100},
 };
 
