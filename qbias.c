@@ -73,8 +73,9 @@ static int parse_args(const char *command, int argc, char **argv, Option *option
             } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
                 match->value = argv[++i];
             } else {
-                fprintf(stderr, "error: option %.*s needs a value (see 'qbias help %s')\n",
-                        (int)name_len, arg, command);
+                fprintf(stderr, "error: option %.*s needs a value (see 'qbias help %s'); for a "
+                                "value that starts with --, write %.*s=VALUE\n",
+                        (int)name_len, arg, command, (int)name_len, arg);
                 return -1;
             }
             continue;
