@@ -259,6 +259,16 @@ static int check_output_file(const char *option, const char *path, const char *e
                        option, path, path, path[len - 1] == '/' ? "" : "/", example_name);
     }
 
+    // The file is written under a temporary name and renamed over `path`, which would replace a
+    // device, FIFO or symbolic link with a regular file (/dev/null included, when run as root).
+    struct stat link_st, st;
+    if (lstat(path, &link_st) == 0 &&
+        (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || S_ISLNK(link_st.st_mode))) {
+        return err_set("%s %s exists and is not a regular file (a device, FIFO, socket or "
+                       "symbolic link); give the path of a regular file",
+                       option, path);
+    }
+
     const char *slash = strrchr(path, '/');
     char *folder = slash == path ? xstrdup("/") : slash ? xstrndup(path, (size_t)(slash - path))
                                                         : xstrdup(".");
@@ -1043,7 +1053,8 @@ static int cmd_eval(int argc, char **argv) {
     char *probes_copy = xstrdup(probes ? probes : "stereoset,redditbias,crows_pairs");
     const char *specs[MAX_LIST_ITEMS], *probe_list[MAX_LIST_ITEMS];
     int n_specs = split_list("--quant", quant_copy, specs, MAX_LIST_ITEMS);
-    int n_probes = n_specs < 0 ? -1 : split_list("--probes", probes_copy, probe_list, MAX_LIST_ITEMS);
+    int n_probes =
+        n_specs < 0 ? -1 : split_list("--probes", probes_copy, probe_list, MAX_LIST_ITEMS);
     if (n_specs == 0 || n_probes == 0) {
         fprintf(stderr, "error: %s is empty; give a comma-separated list (see 'qbias help eval')\n",
                 n_specs == 0 ? "--quant" : "--probes");
@@ -1136,12 +1147,23 @@ static int cmd_quantize(int argc, char **argv) {
     if (!base) {
         return 1;
     }
-    // Replacing the model with its own variant would lose the original, even with --force.
-    struct stat out_st, model_st;
-    if (stat(out, &out_st) == 0 && stat(model_path, &model_st) == 0 &&
-        out_st.st_dev == model_st.st_dev && out_st.st_ino == model_st.st_ino) {
-        fprintf(stderr, "error: --out %s is the model being quantized (%s); write the variant "
-                        "to another path\n", out, model_path);
+    // Replacing the model with its own variant would lose the original, even with --force. For
+    // a Hugging Face folder, any existing file in the folder may be one the model reads.
+    struct stat out_st, model_st, parent_st;
+    const char *out_slash = strrchr(out, '/');
+    char *parent = out_slash == out ? xstrdup("/")
+                   : out_slash      ? xstrndup(out, (size_t)(out_slash - out))
+                                    : xstrdup(".");
+    bool same_file = stat(out, &out_st) == 0 && stat(model_path, &model_st) == 0 &&
+                     out_st.st_dev == model_st.st_dev && out_st.st_ino == model_st.st_ino;
+    bool in_folder = !base->file && lstat(out, &out_st) == 0 && stat(parent, &parent_st) == 0 &&
+                     stat(model_path, &model_st) == 0 && parent_st.st_dev == model_st.st_dev &&
+                     parent_st.st_ino == model_st.st_ino;
+    free(parent);
+    if (same_file || in_folder) {
+        fprintf(stderr, "error: --out %s %s the model being quantized (%s); write the variant "
+                        "to another path\n",
+                out, same_file ? "is" : "is a file in the folder of", model_path);
         model_free(base);
         free(model_path);
         return 2;

@@ -218,6 +218,11 @@ static void install_signal_handlers(void) {
     }
     const int signals[] = {SIGINT, SIGTERM, SIGHUP};
     for (size_t i = 0; i < ARRAY_LEN(signals); i++) {
+        // A signal ignored at start stays ignored: nohup, or a shell's background job, asked so.
+        struct sigaction old;
+        if (sigaction(signals[i], NULL, &old) == 0 && old.sa_handler == SIG_IGN) {
+            continue;
+        }
         struct sigaction action = {.sa_handler = remove_temp_files_and_exit};
         sigemptyset(&action.sa_mask);
         sigaction(signals[i], &action, NULL);

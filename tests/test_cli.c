@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -715,6 +716,18 @@ TEST(quantize_refuses_to_overwrite) {
     CHECK(run(dir, command, NULL, NULL) == 0);
     free(command);
 
+    // A device or FIFO is never replaced, even with --force.
+    char *fifo = path_join(dir, "fifo");
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w4g128 --out '%s' --force",
+                        qbias_bin(), model, fifo);
+    err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "is not a regular file") != NULL, "%s", err);
+    free(err);
+    free(command);
+    free(fifo);
+
     char *after = NULL;
     size_t after_len = 0;
     REQUIRE_OK(file_read_all(model, &after, &after_len));
@@ -724,6 +737,39 @@ TEST(quantize_refuses_to_overwrite) {
     free(original);
     free(saved);
     free(model);
+}
+
+// A Hugging Face folder's own files are never replaced by its variant, even with --force.
+TEST(quantize_keeps_hf_folder_files) {
+    const char *dir = test_tmp_dir();
+    char *folder = path_join(dir, "hf");
+    char *command = xasprintf("cp -r '%s' '%s' && chmod -R u+w '%s'",
+                              test_shared_path("reference/tiny-models/qwen2-tiny/hf"), folder,
+                              folder);
+    REQUIRE(run(dir, command, NULL, NULL) == 0);
+    free(command);
+    char *weights = path_join(folder, "model.safetensors");
+    char *before = NULL;
+    size_t before_len = 0;
+    REQUIRE_OK(file_read_all(weights, &before, &before_len));
+
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w4g128 --out '%s' --force",
+                        qbias_bin(), folder, weights);
+    char *err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 2);
+    CHECK_MSG(strstr(err, "is a file in the folder of the model") != NULL, "%s", err);
+    free(err);
+    free(command);
+
+    char *after = NULL;
+    size_t after_len = 0;
+    REQUIRE_OK(file_read_all(weights, &after, &after_len));
+    CHECK_MSG(after_len == before_len && memcmp(after, before, after_len) == 0,
+              "model.safetensors changed");
+    free(after);
+    free(before);
+    free(weights);
+    free(folder);
 }
 
 TEST(bench_command_reads_first_option) {

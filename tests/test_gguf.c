@@ -423,6 +423,23 @@ TEST(temp_file_removed_on_signal) {
     free(path);
 }
 
+// A signal ignored when qbias starts (nohup) stays ignored after the handlers are installed.
+TEST(ignored_signal_stays_ignored) {
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        signal(SIGHUP, SIG_IGN);
+        interrupt_message_set("interrupted");
+        raise(SIGHUP);
+        _exit(7);
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE_MSG(WIFEXITED(status), "the child died of signal %d",
+                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    CHECK_EQ_INT(WEXITSTATUS(status), 7);
+}
+
 // The interrupt message reaches stderr when a signal ends the process.
 TEST(interrupt_message_printed_on_signal) {
     char *err_path = xasprintf("%s/stderr.txt", test_tmp_dir());
