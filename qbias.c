@@ -544,7 +544,8 @@ static int cmd_info(int argc, char **argv) {
     }
     const char *model_arg = n_positional ? positional[0] : option_value(options, 2, "--model");
     if (!model_arg) {
-        fprintf(stderr, "usage: qbias info MODEL (a GGUF file or a bundled model name)\n");
+        fprintf(stderr, "usage: qbias info MODEL (a GGUF file, a Hugging Face folder or a bundled "
+                        "model name)\n");
         return 2;
     }
     Model *m = open_model(model_arg, option_value(options, 2, "--data-dir"));
@@ -554,6 +555,12 @@ static int cmd_info(int argc, char **argv) {
     print_model_info(m);
     if (m->file) {
         print_tensor_table(m->file);
+    } else if (m->overlay) {
+        // A saved variant of a Hugging Face model: its own tensors are the quantized blocks; the
+        // rest comes from the folder's checkpoint.
+        print_tensor_table(m->overlay);
+        printf("from the Hugging Face folder: ");
+        print_checkpoint_table(m->checkpoint);
     } else {
         print_checkpoint_table(m->checkpoint);
     }

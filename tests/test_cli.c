@@ -766,6 +766,20 @@ TEST(quantize_keeps_hf_folder_files) {
     REQUIRE_OK(file_read_all(weights, &after, &after_len));
     CHECK_MSG(after_len == before_len && memcmp(after, before, after_len) == 0,
               "model.safetensors changed");
+
+    // Saved outside the folder, the variant's info lists its packed blocks, then the folder's.
+    char *saved = path_join(dir, "variant.gguf");
+    command = xasprintf("%s quantize --model '%s' --quant rtn:w4g128 --out '%s' && %s info '%s'",
+                        qbias_bin(), folder, saved, qbias_bin(), saved);
+    char *out = NULL;
+    CHECK(run(dir, command, &out, NULL) == 0);
+    CHECK_MSG(out && strstr(out, "blk.0.attn_q.weight                  packed w4 g128 [32, 32]"),
+              "%s", out);
+    CHECK_MSG(out && strstr(out, "from the Hugging Face folder: tensors (26 in 1 file)"), "%s",
+              out);
+    free(out);
+    free(command);
+    free(saved);
     free(after);
     free(before);
     free(weights);
