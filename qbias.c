@@ -131,7 +131,7 @@ static int parse_float_option(const char *name, const char *text, double min, do
 // errors: -1, never a silently shortened list.
 static int split_list(const char *option, char *text, const char **items, int max_items) {
     int n = 0;
-    char *token = text + strspn(text, " ");
+    char *token = text + strspn(text, " \t");
     if (!*token) {
         return 0;
     }
@@ -140,8 +140,11 @@ static int split_list(const char *option, char *text, const char **items, int ma
         if (comma) {
             *comma = '\0';
         }
-        while (*token == ' ') {
-            token++;
+        // Spaces and tabs around an item are not part of it.
+        token += strspn(token, " \t");
+        size_t len = strlen(token);
+        while (len > 0 && (token[len - 1] == ' ' || token[len - 1] == '\t')) {
+            token[--len] = '\0';
         }
         if (!*token) {
             return err_set("%s contains an empty item (item %d); separate the items with single "
@@ -314,6 +317,12 @@ static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
         if (variant_check_recipe(&recipes[i]) != 0) {
             return -1;
         }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(recipes[j].text, recipes[i].text) == 0) {
+                return err_set("--quant lists %s twice (items %d and %d); give each recipe once",
+                               recipes[i].text, j + 1, i + 1);
+            }
+        }
     }
     return n;
 }
@@ -321,7 +330,7 @@ static int parse_recipes(char *list, QuantRecipe *recipes, int max) {
 // Opens --model: a GGUF file, a Hugging Face folder or a bundled model name. When `path_out` is
 // not NULL it receives the resolved path (free it). Prints the error and returns NULL on failure.
 static Model *open_model_path(const char *model_arg, const char *data_dir, char **path_out) {
-    if (!model_arg) {
+    if (!model_arg || !*model_arg) {
         fprintf(stderr, "error: --model is required (a GGUF file, a Hugging Face folder, or a "
                         "bundled model name such as stories260K)\n");
         return NULL;
@@ -940,8 +949,20 @@ static int cmd_ppl(int argc, char **argv) {
         }
         rc = text_path ? file_read_all(text_path, &text, &len) : -1;
     }
+    if (rc == 0 && len == 0) {
+        rc = err_set("%s is empty; give a text file to score", text_path);
+    }
     if (rc == 0) {
         rc = text_check_utf8(text_path, text, len, "the text to score");
+    }
+    // Both are scored as text, as llama.cpp's perplexity tool does, but they are rarely meant.
+    if (rc == 0 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) {
+        log_warn("%s starts with a UTF-8 byte order mark, which is scored as text", text_path);
+    }
+    if (rc == 0 && strstr(text, "\r\n")) {
+        log_warn("%s has Windows line ends (CR LF); each CR is scored as text, which changes the "
+                 "perplexity (convert the file with dos2unix to compare with LF text)",
+                 text_path);
     }
     int *tokens = NULL, n_tokens = 0;
     if (rc == 0) {
@@ -1043,6 +1064,11 @@ static int cmd_eval(int argc, char **argv) {
     const char *probes = option_value(options, n_options, "--probes");
     if (!model || !out) {
         fprintf(stderr, "error: qbias eval needs --model and --out (see 'qbias help eval')\n");
+        return 2;
+    }
+    if (!*model) {
+        fprintf(stderr, "error: --model is empty; give a GGUF file, a Hugging Face folder or a "
+                        "bundled model name such as stories260K\n");
         return 2;
     }
 
@@ -1327,7 +1353,7 @@ static void print_help(void) {
 int main(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
-        if (argc >= 3) {
+        if (argc >= 3 && strcmp(argv[2], "--help") != 0 && strcmp(argv[2], "-h") != 0) {
             for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
                 if (strcmp(commands[i].name, argv[2]) == 0) {
                     fputs(commands[i].usage, stdout);

@@ -335,6 +335,12 @@ TEST(eval_rejects_bad_arguments) {
     free(err);
     err = NULL;
 
+    // A recipe listed twice is an error; spaces around items are not part of them.
+    CHECK(run_eval(dir, out_dir, "--probes stereoset --quant 'fp32, fp32 '", &err) != 0);
+    CHECK_MSG(strstr(err, "variant 'fp32' is listed twice") != NULL, "%s", err);
+    free(err);
+    err = NULL;
+
     // An option followed by another option lacks its value.
     char *command = xasprintf("%s eval --model --out '%s'", qbias_bin(), out_dir);
     CHECK(run(dir, command, NULL, &err) == 2);
@@ -677,6 +683,15 @@ TEST(ppl_rejects_invalid_utf8) {
     char *err = NULL;
     CHECK(run(dir, command, NULL, &err) == 1);
     CHECK_MSG(strstr(err, "latin1.txt:1: invalid UTF-8 at byte offset 3") != NULL, "%s", err);
+    free(err);
+    free(command);
+
+    // An empty file is named as such, not as a text too short for a chunk.
+    REQUIRE_OK(file_write_atomic(path, "", 0));
+    command = xasprintf("%s ppl --model stories260K --text '%s' --chunks 1", qbias_bin(), path);
+    err = NULL;
+    CHECK(run(dir, command, NULL, &err) == 1);
+    CHECK_MSG(strstr(err, "latin1.txt is empty") != NULL, "%s", err);
     free(err);
     free(command);
     free(path);
