@@ -248,6 +248,15 @@ static int calib_variant_options(const CalibArgs *args, const Resolver *resolver
     return 0;
 }
 
+// Returns the folder part of a file path ("." for a bare name, "/" for a file in the root).
+static char *parent_folder(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (slash == path) {
+        return xstrdup("/");
+    }
+    return slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+}
+
 // Checks that `path`, the value of `option`, names a file that can be created or replaced, so that
 // a bad path fails before hours of quantization rather than when the result is written.
 // `example_name` completes a folder into a suggested path. Returns 0, or -1 with an error.
@@ -272,9 +281,7 @@ static int check_output_file(const char *option, const char *path, const char *e
                        option, path);
     }
 
-    const char *slash = strrchr(path, '/');
-    char *folder = slash == path ? xstrdup("/") : slash ? xstrndup(path, (size_t)(slash - path))
-                                                        : xstrdup(".");
+    char *folder = parent_folder(path);
     int rc = 0;
     if (!dir_exists(folder)) {
         rc = err_set("%s %s: the folder %s does not exist; create it first (mkdir -p '%s')",
@@ -387,21 +394,28 @@ static Tokenizer *open_tokenizer(const char *model_arg, const char *data_dir) {
 // ----------------------------------------------------------------------------
 // qbias info
 
-// Writes a weight's storage type: its ggml type name, or for packed weights the format, e.g.
-// "packed w4 g128 a8" (code bits, group, "asym" with zero points, "a8" for int8 activations).
+// Writes a packed format as "packed w4 g128 a8": code bits, group ("per row" for 0), "asym" with
+// zero points, "a8" for int8 activations.
+static void packed_type_text(int code_bits, int group, bool symmetric, bool int8_acts, char *buf,
+                             size_t size) {
+    char group_text[32];
+    if (group == 0) {
+        snprintf(group_text, sizeof group_text, "per row");
+    } else {
+        snprintf(group_text, sizeof group_text, "g%d", group);
+    }
+    snprintf(buf, size, "packed w%d %s%s%s", code_bits, group_text, symmetric ? "" : " asym",
+             int8_acts ? " a8" : "");
+}
+
+// Returns a weight's storage type: its ggml type name, or for packed weights the format written
+// into buf by packed_type_text.
 static const char *weight_type_text(const Weight *w, char *buf, size_t size) {
     if (!w->packed) {
         return ggml_type_name(w->type);
     }
     const QFormat *f = &w->packed->format;
-    char group[32];
-    if (f->group == 0) {
-        snprintf(group, sizeof group, "per row");
-    } else {
-        snprintf(group, sizeof group, "g%d", f->group);
-    }
-    snprintf(buf, size, "packed w%d %s%s%s", f->code_bits, group, f->symmetric ? "" : " asym",
-             f->int8_acts ? " a8" : "");
+    packed_type_text(f->code_bits, f->group, f->symmetric, f->int8_acts, buf, size);
     return buf;
 }
 
@@ -493,14 +507,7 @@ static bool describe_packed(const GGUFFile *f, const GGUFTensor *t, char *type, 
     for (int i = 0; i < 8; i++) {
         v[i] = gguf_array_get_int(a, (uint64_t)i);
     }
-    char group[32];
-    if (v[3] == 0) {
-        snprintf(group, sizeof group, "per row");
-    } else {
-        snprintf(group, sizeof group, "g%lld", (long long)v[3]);
-    }
-    snprintf(type, type_size, "packed w%lld %s%s%s", (long long)v[2], group,
-             v[4] ? "" : " asym", v[7] == 8 ? " a8" : "");
+    packed_type_text((int)v[2], (int)v[3], v[4] != 0, v[7] == 8, type, type_size);
     snprintf(shape, shape_size, "[%lld, %lld] (%llu bytes)", (long long)v[1], (long long)v[0],
              (unsigned long long)t->nbytes);
     return true;
@@ -1183,10 +1190,7 @@ static int cmd_quantize(int argc, char **argv) {
     // Replacing the model with its own variant would lose the original, even with --force. For
     // a Hugging Face folder, any existing file in the folder may be one the model reads.
     struct stat out_st, model_st, parent_st;
-    const char *out_slash = strrchr(out, '/');
-    char *parent = out_slash == out ? xstrdup("/")
-                   : out_slash      ? xstrndup(out, (size_t)(out_slash - out))
-                                    : xstrdup(".");
+    char *parent = parent_folder(out);
     bool same_file = stat(out, &out_st) == 0 && stat(model_path, &model_st) == 0 &&
                      out_st.st_dev == model_st.st_dev && out_st.st_ino == model_st.st_ino;
     bool in_folder = !base->file && lstat(out, &out_st) == 0 && stat(parent, &parent_st) == 0 &&
