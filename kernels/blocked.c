@@ -45,9 +45,19 @@ static void block_chunk(const GemmBlocking *b, const float *x, const float *w, f
 void gemm_f32_blocked(const GemmBlocking *b, const float *x, const float *w, float *y, int m,
                       int n, int k, int ldy) {
     int k16 = k - k % 16;
-    float *acc = aligned_alloc(64, (size_t)b->mb * (size_t)b->nb * 16 * sizeof(float));
-    if (!acc) {
-        abort();
+
+    // One accumulator buffer per thread, kept between calls: at 192 KB it is above glibc's mmap
+    // threshold, so a fresh allocation per product would map and fault in its pages every time.
+    static _Thread_local float *acc = NULL;
+    static _Thread_local size_t acc_bytes = 0;
+    size_t bytes = (size_t)b->mb * (size_t)b->nb * 16 * sizeof(float);
+    if (bytes > acc_bytes) {
+        free(acc);
+        acc = aligned_alloc(64, bytes);
+        if (!acc) {
+            abort();
+        }
+        acc_bytes = bytes;
     }
 
     for (int j0 = 0; j0 < n; j0 += b->nb) {
@@ -63,5 +73,4 @@ void gemm_f32_blocked(const GemmBlocking *b, const float *x, const float *w, flo
             }
         }
     }
-    free(acc);
 }
