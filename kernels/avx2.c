@@ -97,9 +97,9 @@ void gemm_f32_avx2(const float *x, const float *w, float *y, int m, int n, int k
         gemm_f32_blocked(&avx2_blocking, x, w, y, m, n, k, ldy);
         return;
     }
-    // Fewer than 4 rows (decode) read each weight once, from memory: one pass over the whole row
-    // per output keeps one stream at a time, which the hardware prefetcher follows; the blocked
-    // loop would interleave 32 rows in 4 KB pieces.
+    // Fewer than 4 rows (decode) read each weight once, from memory. One pass over a whole row per
+    // output keeps one stream, which the hardware prefetcher follows, whereas the blocked loop
+    // would interleave 32 rows in 4 KB pieces.
     int k16 = k - k % 16;
     float unused[16] __attribute__((aligned(32))); // first and last: the buffer is not touched
     for (int i = 0; i < m; i++) {

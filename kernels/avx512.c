@@ -1,9 +1,9 @@
 // avx512.c: AVX-512 kernels (compiled with -mavx512f -mfma; selected at run time on CPUs with it).
 //
 // gemm_f32 keeps the 16 lanes of the 16-lane order (kernels.h) in one zmm register per output.
-// With 4 or more activation rows it computes 6 x 4 output tiles (24 accumulators): per step of 16
-// k values it loads 6 activation and 4 weight vectors and issues 24 fused multiply-adds, over the
-// cache blocks of blocked.h. With fewer rows (decode) it streams the weights through 1 x 4 tiles.
+// With 4 or more activation rows it computes 6 x 4 output tiles (24 accumulators) over the cache
+// blocks of blocked.h. Per step of 16 k values a tile loads 6 activation and 4 weight vectors and
+// issues 24 fused multiply-adds. With fewer rows (decode) it streams the weights in 1 x 4 tiles.
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>

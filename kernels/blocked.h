@@ -49,7 +49,7 @@ typedef struct {
     GemmTileFn tile_one;  // 1 x 1, for whatever rows and columns remain
 } GemmBlocking;
 
-// y [m, ldy] = x [m, k] w [n, k]^T in the 16-lane order, through the tiles of b.
+// Computes y [m, ldy] = x [m, k] w [n, k]^T in the 16-lane order, through the tiles of b.
 void gemm_f32_blocked(const GemmBlocking *b, const float *x, const float *w, float *y, int m,
                       int n, int k, int ldy);
 

@@ -133,8 +133,8 @@ static int pair_stats(const AlignedItems *a, int v, int baseline, const char *ca
     return rc;
 }
 
-// Returns the status of the d interval, which tells readers of summary.json why a bound is null.
-// "ok": both bounds finite. "infinite": a bound is -inf or +inf, because more than 2.5% of the
+// Returns the status of the d interval, which explains to readers of summary.json why a bound
+// is null. "ok": both bounds finite. "infinite": a bound is -inf or +inf, because more than 2.5% of the
 // resamples have zero variance and so an infinite d. "undefined": a resample's d is NaN.
 // "not_computed": no bootstrap ran.
 static const char *d_interval_status(const PairStats *s) {
