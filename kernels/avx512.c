@@ -154,10 +154,15 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
 #if defined(__x86_64__)
 #include <string.h>
 
-// Distances of the software prefetches in the streaming loops, tuned on one Zen 5 core: 64 cache
-// lines ahead in the int8 loops, 16 in the slower weight-only loops.
+// Distance of the software prefetches in the int8 streaming loops, tuned on one Zen 5 core: 64
+// cache lines ahead.
 #define PREFETCH_BYTES 4096
-#define A16_PREFETCH_BYTES 1024
+
+// A16_PREFETCH: the weight-only loops read nr rows side by side, each a separate stream that the
+// hardware prefetcher must find again whenever the next nr rows start. Fetching, at each column,
+// the same column of the row nr rows below covers those starts too: one Zen 5 core went from 14.6
+// to 23.0 GB/s on 14336x4096 4-bit rows (from 19.5 to 24.1 on 4096x14336) against a fixed 1 KB
+// ahead in the same row, and now runs at the speed it reaches on rows already in L2.
 
 void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
     int c16 = cols - cols % 16;
@@ -454,6 +459,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         lane[r] = _mm512_setzero_ps();
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
     }
+    const size_t ahead = (size_t)nr * w->stride;
     for (int g = 0; g < w->n_groups; g++) {
         // Groups start at multiples of 32 columns, so j_begin is even.
         int j_begin = g * w->group / 16;
@@ -470,9 +476,10 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
                 __m512 w0, w1;
-                // One prefetch per cache line: 64 bytes hold 4 blocks of 4-bit codes, 2 of 8-bit.
+                // One prefetch per cache line (64 bytes hold 4 blocks of 4-bit codes, 2 of
+                // 8-bit) of the row nr rows below, at the same column: see A16_PREFETCH.
                 if (bits == 3 || (j / 2) % (16 / bits) == 0) {
-                    _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + A16_PREFETCH_BYTES,
+                    _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + ahead,
                                  _MM_HINT_T0);
                 }
                 dequant32(bits, line[r], j / 2, d[r], &w0, &w1);
