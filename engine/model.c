@@ -342,7 +342,20 @@ static int bind_packed(const GGUFFile *f, const GGUFTensor *t, int rows, int col
                        f->path, t->name, key, bad);
     }
 
-    QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes);
+    // Files written before the key existed hold layout version 1, which is converted.
+    int64_t layout = 1;
+    int found = gguf_get_int(f, "qbias.packed_layout", &layout);
+    if (found < 0) {
+        return -1;
+    }
+    if (found == 1 && (layout < 1 || layout > QMATRIX_LAYOUT_VERSION)) {
+        return err_set("%s: its key qbias.packed_layout is %lld, but this qbias reads packed "
+                       "layouts 1 to %d; a newer qbias wrote it, so use that version or quantize "
+                       "the model again",
+                       f->path, (long long)layout, QMATRIX_LAYOUT_VERSION);
+    }
+
+    QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes, (int)layout);
     if (!packed) {
         return err_set("%s: packed tensor '%s' has %zu bytes, which does not match its format "
                        "(written by another qbias version?); quantize the model again",

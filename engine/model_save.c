@@ -125,6 +125,7 @@ int model_save_gguf(const Model *m, const char *path, const cJSON *quant_metadat
         gguf_writer_set_string(s.w, "qbias.source.hf_folder", hf_folder);
     }
     gguf_writer_set_string(s.w, "qbias.version", QBIAS_VERSION);
+    gguf_writer_set_u32(s.w, "qbias.packed_layout", QMATRIX_LAYOUT_VERSION);
     gguf_writer_set_string(s.w, "qbias.quant.recipe", m->variant);
     const cJSON *item;
     cJSON_ArrayForEach(item, quant_metadata) {

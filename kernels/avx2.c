@@ -149,8 +149,18 @@ AVX2_ALWAYS_INLINE __m256i row_codes8(const KQuantMatrix *w, const uint8_t *line
         return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(line + (size_t)e * 8)));
     }
     if (w->bits == 4) {
+        const __m256i nibble = _mm256_set1_epi32(15);
+        int super_steps = kq_rows4_super_cols(w) / 16;
+        if (j < super_steps) {
+            // Lanes 8 * part .. 8 * part + 7 of a 128-column superblock, nibble j % 8.
+            const uint8_t *lanes = line + (size_t)(j / 8) * 64 + 32 * part;
+            __m256i v = _mm256_loadu_si256((const __m256i *)lanes);
+            return _mm256_and_si256(_mm256_srl_epi32(v, _mm_cvtsi32_si128(4 * (j % 8))), nibble);
+        }
+        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
+        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
         __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(block + 8 * part)));
-        return half ? _mm256_srli_epi32(bytes, 4) : _mm256_and_si256(bytes, _mm256_set1_epi32(15));
+        return half ? _mm256_srli_epi32(bytes, 4) : _mm256_and_si256(bytes, nibble);
     }
     // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
     __m256i crumbs = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)block));

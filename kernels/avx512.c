@@ -160,9 +160,9 @@ void gemm_f32_avx512(const float *x, const float *w, float *y, int m, int n, int
 
 // A16_PREFETCH: the weight-only loops read nr rows side by side, each a separate stream that the
 // hardware prefetcher must find again whenever the next nr rows start. Fetching, at each column,
-// the same column of the row nr rows below covers those starts too: one Zen 5 core went from 14.6
-// to 23.0 GB/s on 14336x4096 4-bit rows (from 19.5 to 24.1 on 4096x14336) against a fixed 1 KB
-// ahead in the same row, and now runs at the speed it reaches on rows already in L2.
+// the same column of the row nr rows below covers those starts too. Against a fixed 1 KB ahead in
+// the same row, one Zen 5 core went from 14.6 to 23.0 GB/s on 14336x4096 4-bit rows (from 19.5 to
+// 24.1 on 4096x14336), the speed it then reached on rows already in L2.
 
 void quantize_acts_avx512(const float *x, int cols, int group, KActs *a) {
     int c16 = cols - cols % 16;
@@ -360,16 +360,25 @@ void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
     }
 }
 
-// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row, as int32 lanes.
-ALWAYS_INLINE __m512i row_codes16(const int bits, const uint8_t *line, int j) {
+// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row of w, as int32 lanes.
+ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const int bits, const uint8_t *line,
+                                  int j) {
     const uint8_t *block = line + (size_t)(j / 2) * (size_t)(bits * 4);
     int half = j % 2;
     if (bits == 8) {
         return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)j * 16)));
     }
     if (bits == 4) {
+        const __m512i nibble = _mm512_set1_epi32(15);
+        int super_steps = kq_rows4_super_cols(w) / 16;
+        if (j < super_steps) {
+            __m512i lanes = _mm512_loadu_si512(line + (size_t)(j / 8) * 64);
+            return _mm512_and_si512(_mm512_srl_epi32(lanes, _mm_cvtsi32_si128(4 * (j % 8))), nibble);
+        }
+        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
+        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
         __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
-        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, _mm512_set1_epi32(15));
+        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, nibble);
     }
     // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
     __m128i low8 = _mm_loadl_epi64((const __m128i *)block);
@@ -385,9 +394,9 @@ ALWAYS_INLINE __m512i row_codes16(const int bits, const uint8_t *line, int j) {
 
 // (u - z) * s for 16 columns: the same value as the scalar (float)(u - z) * s, since u - z is a
 // small integer that converts exactly either way.
-ALWAYS_INLINE __m512 dequant16(const int bits, const uint8_t *line, int j, __m512 zero,
-                               __m512 scale) {
-    __m512 u = _mm512_cvtepi32_ps(row_codes16(bits, line, j));
+ALWAYS_INLINE __m512 dequant16(const KQuantMatrix *w, const int bits, const uint8_t *line, int j,
+                               __m512 zero, __m512 scale) {
+    __m512 u = _mm512_cvtepi32_ps(row_codes16(w, bits, line, j));
     return _mm512_mul_ps(_mm512_sub_ps(u, zero), scale);
 }
 
@@ -422,33 +431,128 @@ ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, int n, int g) {
     return d;
 }
 
-// The 32 dequantized values of block b of a row (columns 32b .. 32b + 31) as two vectors.
-ALWAYS_INLINE void dequant32(const int bits, const uint8_t *line, int b, GroupDequant d,
-                             __m512 *lo, __m512 *hi) {
+// The 32 dequantized values of block b of an 8- or 3-bit row (columns 32b .. 32b + 31) as two
+// vectors.
+ALWAYS_INLINE void dequant32(const KQuantMatrix *w, const int bits, const uint8_t *line, int b,
+                             GroupDequant d, __m512 *lo, __m512 *hi) {
     if (bits == 8) {
-        *lo = dequant16(bits, line, 2 * b, d.zero, d.scale);
-        *hi = dequant16(bits, line, 2 * b + 1, d.zero, d.scale);
-    } else if (bits == 4) {
-        // vpermps reads only the low 4 bits of each index, so the low nibble needs no mask.
-        __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)b * 16)));
-        *lo = _mm512_permutexvar_ps(bytes, d.table);
-        *hi = _mm512_permutexvar_ps(_mm512_srli_epi32(bytes, 4), d.table);
+        *lo = dequant16(w, bits, line, 2 * b, d.zero, d.scale);
+        *hi = dequant16(w, bits, line, 2 * b + 1, d.zero, d.scale);
     } else {
-        *lo = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b), d.table);
-        *hi = _mm512_permutexvar_ps(row_codes16(bits, line, 2 * b + 1), d.table);
+        *lo = _mm512_permutexvar_ps(row_codes16(w, bits, line, 2 * b), d.table);
+        *hi = _mm512_permutexvar_ps(row_codes16(w, bits, line, 2 * b + 1), d.table);
     }
 }
 
 // The 16 dequantized values of step j (columns 16j .. 16j + 15), for a last half block.
-ALWAYS_INLINE __m512 dequant16_group(const int bits, const uint8_t *line, int j, GroupDequant d) {
+ALWAYS_INLINE __m512 dequant16_group(const KQuantMatrix *w, const int bits, const uint8_t *line,
+                                     int j, GroupDequant d) {
     if (bits == 8) {
-        return dequant16(bits, line, j, d.zero, d.scale);
+        return dequant16(w, bits, line, j, d.zero, d.scale);
     }
-    return _mm512_permutexvar_ps(row_codes16(bits, line, j), d.table);
+    return _mm512_permutexvar_ps(row_codes16(w, bits, line, j), d.table);
 }
 
-// nr (up to 8) consecutive rows from n0, sharing the loads of x. Each lane adds its columns in
-// increasing order, one 16-column step after another, as the 16-lane order requires.
+// nr (up to 8) consecutive 4-bit rows from n0, sharing the loads of x, in the 16-lane order. Each
+// group's 16 values (u - z) * s sit in one table register per row. In the superblocks, one 64-byte
+// load per row serves 8 steps. Step t shifts it by 4t, and vpermps looks the low 4 bits of each
+// lane up in the table. It ignores the higher bits, so no mask is needed. That is 3 instructions
+// per 16 weights (shift, vpermps, fma) against 3.5 with 32-column blocks, whose bytes must first be
+// spread over the lanes. On one Zen 5 core with 256x2048 rows in L2, the 32-column blocks ran at
+// 50.5 G weights/s, 56 with the tables of rows4_table, and the superblocks at 66.5.
+// The table of (u - z) * s for u = 0 .. 15 of row n, group g. `fp16` and `symmetric` are
+// constants in each instance (w->fp16_scales, w->zeros == NULL), and `sym_codes` holds u - z for
+// symmetric formats, so that a group costs 3 instructions per row (broadcast, convert, multiply).
+ALWAYS_INLINE __m512 rows4_table(const KQuantMatrix *w, const bool fp16, const bool symmetric,
+                                 __m512 sym_codes, int n, int g) {
+    size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
+    __m512 scale = fp16 ? _mm512_cvtph_ps(_mm256_set1_epi16((short)((const uint16_t *)w->scales)[index]))
+                        : _mm512_set1_ps(((const float *)w->scales)[index]);
+    __m512 codes = sym_codes;
+    if (!symmetric) {
+        const __m512 u = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        codes = _mm512_sub_ps(u, _mm512_set1_ps((float)w->zeros[index]));
+    }
+    return _mm512_mul_ps(codes, scale);
+}
+
+ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool symmetric, int n0,
+                             const int nr, const float *x, float *y) {
+    int k16 = w->cols - w->cols % 16;
+    int steps = k16 / 16;
+    int super_steps = kq_rows4_super_cols(w) / 16;
+    int whole_steps = (steps < super_steps ? steps : super_steps) / 8 * 8;
+    const __m512 sym_codes = _mm512_sub_ps(
+        _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_ps((float)w->zero_point));
+    __m512 lane[8], table[8];
+    const uint8_t *line[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        lane[r] = _mm512_setzero_ps();
+        line[r] = w->codes + (size_t)(n0 + r) * w->stride;
+        table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, 0);
+    }
+
+    // Groups of a matrix with several are multiples of 32 columns, so they start at even steps.
+    int g = 0;
+    int next_group = w->n_groups > 1 ? w->group / 16 : steps;
+    const size_t ahead = (size_t)nr * w->stride; // see A16_PREFETCH
+    int j = 0;
+    for (; j < whole_steps; j += 8) {
+        size_t offset = (size_t)j * 8; // bytes of the superblocks before step j
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            _mm_prefetch((const char *)line[r] + offset + ahead, _MM_HINT_T0);
+        }
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; p++) {
+            if (j + 2 * p == next_group) {
+                g++;
+                next_group = (g + 1) * w->group / 16;
+#pragma GCC unroll 8
+                for (int r = 0; r < nr; r++) {
+                    table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, g);
+                }
+            }
+            __m512 x0 = _mm512_loadu_ps(x + (size_t)(j + 2 * p) * 16);
+            __m512 x1 = _mm512_loadu_ps(x + (size_t)(j + 2 * p) * 16 + 16);
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++) {
+                __m512i lanes = _mm512_loadu_si512(line[r] + offset);
+                __m512i i0 = p == 0 ? lanes : _mm512_srli_epi32(lanes, 8 * p);
+                __m512i i1 = _mm512_srli_epi32(lanes, 8 * p + 4);
+                lane[r] = _mm512_fmadd_ps(x0, _mm512_permutexvar_ps(i0, table[r]), lane[r]);
+                lane[r] = _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(i1, table[r]), lane[r]);
+            }
+        }
+    }
+
+    // A partial last superblock and the 32-column blocks, one step at a time.
+    for (; j < steps; j++) {
+        if (j == next_group) {
+            g++;
+            next_group = (g + 1) * w->group / 16;
+#pragma GCC unroll 8
+            for (int r = 0; r < nr; r++) {
+                table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, g);
+            }
+        }
+        __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < nr; r++) {
+            __m512 value = _mm512_permutexvar_ps(row_codes16(w, 4, line[r], j), table[r]);
+            lane[r] = _mm512_fmadd_ps(x0, value, lane[r]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < nr; r++) {
+        y[n0 + r] = a16_tail(w, n0 + r, x, k16, reduce_16lane(lane[r]));
+    }
+}
+
+// nr (up to 8) consecutive 8- or 3-bit rows from n0, sharing the loads of x. Each lane adds its
+// columns in increasing order, one 16-column step after another, as the 16-lane order requires.
 ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const int nr,
                             const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
@@ -476,13 +580,13 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
                 __m512 w0, w1;
-                // One prefetch per cache line (64 bytes hold 4 blocks of 4-bit codes, 2 of
-                // 8-bit) of the row nr rows below, at the same column: see A16_PREFETCH.
-                if (bits == 3 || (j / 2) % (16 / bits) == 0) {
+                // One prefetch per cache line (64 bytes hold 2 blocks of 8-bit codes) of the
+                // row nr rows below, at the same column: see A16_PREFETCH.
+                if (bits == 3 || (j / 2) % 2 == 0) {
                     _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + ahead,
                                  _MM_HINT_T0);
                 }
-                dequant32(bits, line[r], j / 2, d[r], &w0, &w1);
+                dequant32(w, bits, line[r], j / 2, d[r], &w0, &w1);
                 lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
                 lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
             }
@@ -491,7 +595,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
             __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(bits, line[r], j, d[r]), lane[r]);
+                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(w, bits, line[r], j, d[r]), lane[r]);
             }
         }
     }
@@ -501,9 +605,18 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
     }
 }
 
-ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, int row0, int row1,
-                             const float *x, float *y) {
+ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, const bool fp16,
+                             const bool symmetric, int row0, int row1, const float *x, float *y) {
     int n = row0;
+    if (bits == 4) {
+        for (; n + 8 <= row1; n += 8) {
+            a16_rows4(w, fp16, symmetric, n, 8, x, y);
+        }
+        for (; n < row1; n++) {
+            a16_rows4(w, fp16, symmetric, n, 1, x, y);
+        }
+        return;
+    }
     for (; n + 8 <= row1; n += 8) {
         a16_rows(w, bits, n, 8, x, y);
     }
@@ -514,12 +627,20 @@ ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, int row0, in
 
 void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
     // One instance per container size, so that its branches fold away.
+    // 4-bit rows also get one instance per kind of scale and zero point.
+    bool fp16 = w->fp16_scales, symmetric = w->zeros == NULL;
     if (w->bits == 8) {
-        a16_range(w, 8, row0, row1, x, y);
+        a16_range(w, 8, false, false, row0, row1, x, y);
+    } else if (w->bits == 4 && fp16 && symmetric) {
+        a16_range(w, 4, true, true, row0, row1, x, y);
+    } else if (w->bits == 4 && fp16) {
+        a16_range(w, 4, true, false, row0, row1, x, y);
+    } else if (w->bits == 4 && symmetric) {
+        a16_range(w, 4, false, true, row0, row1, x, y);
     } else if (w->bits == 4) {
-        a16_range(w, 4, row0, row1, x, y);
+        a16_range(w, 4, false, false, row0, row1, x, y);
     } else {
-        a16_range(w, 3, row0, row1, x, y);
+        a16_range(w, 3, false, false, row0, row1, x, y);
     }
 }
 
@@ -534,7 +655,7 @@ void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *ou
             __m512 zero = _mm512_set1_ps((float)kq_zero(w, n, g));
             __m512 scale = _mm512_set1_ps(kq_scale(w, n, g));
             for (int j = j_begin; j < j_end; j++) {
-                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w->bits, line, j, zero, scale));
+                _mm512_storeu_ps(dst + (size_t)j * 16, dequant16(w, w->bits, line, j, zero, scale));
             }
         }
         for (int k = k16; k < w->cols; k++) {

@@ -290,6 +290,14 @@ ALWAYS_INLINE uint32x4_t row_codes4(const KQuantMatrix *w, const uint8_t *line, 
         return (uint32x4_t){bytes[0], bytes[1], bytes[2], bytes[3]};
     }
     if (w->bits == 4) {
+        int super_steps = kq_rows4_super_cols(w) / 16;
+        if (j < super_steps) {
+            // Lanes 4 * part .. 4 * part + 3 of a 128-column superblock, nibble j % 8.
+            uint32x4_t v = vreinterpretq_u32_u8(vld1q_u8(line + (size_t)(j / 8) * 64 + 16 * part));
+            return vandq_u32(vshlq_u32(v, vdupq_n_s32(-4 * (j % 8))), vdupq_n_u32(15));
+        }
+        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
+        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
         memcpy(bytes, block + 4 * part, 4);
         uint32x4_t v = {bytes[0], bytes[1], bytes[2], bytes[3]};
         return half ? vshrq_n_u32(v, 4) : vandq_u32(v, vdupq_n_u32(15));

@@ -59,7 +59,15 @@ int kq_code(const KQuantMatrix *w, int row, int col) {
         return line[col];
     }
     if (w->bits == 4) {
-        uint8_t byte = line[(size_t)(col / KQ_BLOCK_COLS) * 16 + i % 16];
+        int super_cols = kq_rows4_super_cols(w);
+        if (col < super_cols) {
+            // Nibble t of uint32 i of the superblock is byte 4i + t / 2, high half for odd t.
+            int c = col % KQ_SUPER_COLS, t = c / 16;
+            uint8_t byte = line[(size_t)(col / KQ_SUPER_COLS) * 64 + 4 * (c % 16) + t / 2];
+            return t % 2 ? byte >> 4 : byte & 15;
+        }
+        int tail = col - super_cols;
+        uint8_t byte = line[(size_t)super_cols / 2 + (size_t)(tail / KQ_BLOCK_COLS) * 16 + i % 16];
         return i < 16 ? byte & 15 : byte >> 4;
     }
     const uint8_t *block = line + (size_t)(col / KQ_BLOCK_COLS) * 12;

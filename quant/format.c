@@ -89,9 +89,30 @@ void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes) {
     *nbytes = m->nbytes - header_bytes();
 }
 
+// Converts 4-bit KQ_ROWS codes from layout version 1 (32-column blocks only) to the current one.
+// Returns false when out of memory.
+static bool convert_rows4_from_v1(QMatrix *m) {
+    KQuantMatrix *v = &m->view;
+    uint8_t *old_line = malloc(v->stride);
+    if (!old_line) {
+        return false;
+    }
+    for (int row = 0; row < v->rows; row++) {
+        uint8_t *line = (uint8_t *)v->codes + (size_t)row * v->stride;
+        memcpy(old_line, line, v->stride);
+        for (int col = 0; col < v->cols_padded; col++) {
+            int i = col % KQ_BLOCK_COLS;
+            uint8_t byte = old_line[(size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows4) + i % 16];
+            qmatrix_set_code(m, row, col, i < 16 ? byte & 15 : byte >> 4);
+        }
+    }
+    free(old_line);
+    return true;
+}
+
 QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *data,
-                              size_t nbytes) {
-    if (qformat_check(f) != NULL) {
+                              size_t nbytes, int version) {
+    if (qformat_check(f) != NULL || version < 1 || version > QMATRIX_LAYOUT_VERSION) {
         return NULL;
     }
     QMatrix *m = qmatrix_new(rows, cols, f);
@@ -103,6 +124,11 @@ QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *
         return NULL;
     }
     memcpy((unsigned char *)m + header_bytes(), data, nbytes);
+    if (version == 1 && m->view.layout == KQ_ROWS && m->view.bits == 4 &&
+        !convert_rows4_from_v1(m)) {
+        free(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -154,8 +180,20 @@ void qmatrix_set_code(QMatrix *m, int row, int col, int code) {
         return;
     }
     if (v->bits == 4) {
-        uint8_t *byte = &line[(size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows4) + i % 16];
-        *byte = i < 16 ? (uint8_t)((*byte & 0xf0) | u) : (uint8_t)((*byte & 0x0f) | u << 4);
+        int super_cols = kq_rows4_super_cols(v);
+        uint8_t *byte;
+        bool low;
+        if (col < super_cols) {
+            // Nibble t of lane c % 16 of the superblock (QSuperRows4).
+            int c = col % KQ_SUPER_COLS, t = c / 16;
+            byte = &line[(size_t)(col / KQ_SUPER_COLS) * sizeof(QSuperRows4) + 4 * (c % 16) + t / 2];
+            low = t % 2 == 0;
+        } else {
+            byte = &line[(size_t)super_cols / 2 +
+                         (size_t)((col - super_cols) / KQ_BLOCK_COLS) * sizeof(QBlockRows4) + i % 16];
+            low = i < 16;
+        }
+        *byte = low ? (uint8_t)((*byte & 0xf0) | u) : (uint8_t)((*byte & 0x0f) | u << 4);
         return;
     }
     QBlockRows3 *block = (QBlockRows3 *)(line + (size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows3));

@@ -33,7 +33,16 @@ typedef struct {
 } QBlockRows8;
 static_assert(sizeof(QBlockRows8) == 32, "8-bit row block: 32 codes of 8 bits");
 
-// KQ_ROWS, 4-bit container: 32 columns, byte i = u[i] | u[i + 16] << 4, so the low nibbles are
+// KQ_ROWS, 4-bit container, first part of a row: superblocks of 128 columns. Bits 4t .. 4t + 3 of
+// lanes[i] (little-endian) hold u[16t + i], so one 64-byte load gives the codes of 8 steps of 16
+// columns, step t in the low 4 bits of every lane after a shift by 4t. 4 bits per weight.
+typedef struct {
+    uint32_t lanes[16];
+} QSuperRows4;
+static_assert(sizeof(QSuperRows4) == 64, "4-bit row superblock: 128 codes of 4 bits");
+
+// KQ_ROWS, 4-bit container, the columns after the last superblock (32, 64 or 96 of them, see
+// kq_rows4_super_cols): 32 columns, byte i = u[i] | u[i + 16] << 4, so the low nibbles are
 // columns 0-15 and the high nibbles 16-31 (one 16-lane vector each). 4 bits per weight.
 typedef struct {
     uint8_t nibbles[16];
@@ -111,10 +120,16 @@ void qmatrix_dequantize_row(const QMatrix *m, int row, float *out);
 // with rows, cols and the format describe the matrix completely; files store them as they are.
 void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes);
 
-// Makes a matrix of a format from a payload that qmatrix_payload returned. Returns NULL when
-// nbytes differs from the size the format implies (a different format or layout wrote it) or the
-// allocation fails. The caller frees it with free().
+// The version of the payload's byte layout, which files record beside the payload. Version 1
+// (qbias before 2026-12-05) stored 4-bit KQ_ROWS rows in 32-column blocks only. Version 2 starts
+// them with 128-column superblocks (QSuperRows4). The other formats are the same in both.
+#define QMATRIX_LAYOUT_VERSION 2
+
+// Makes a matrix of a format from a payload that qmatrix_payload returned, written in layout
+// `version` (1 or QMATRIX_LAYOUT_VERSION; older layouts are converted). Returns NULL when nbytes
+// differs from the size the format implies (a different format wrote it), the version is unknown
+// or the allocation fails. The caller frees it with free().
 QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *data,
-                              size_t nbytes);
+                              size_t nbytes, int version);
 
 #endif

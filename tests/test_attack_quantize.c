@@ -108,6 +108,69 @@ TEST(saved_packed_key_must_match_recipe) {
     model_free(base);
 }
 
+// Replaces the value of the uint32 key qbias.packed_layout of a saved file (it follows the name
+// and the type 4), or with rename set, changes the key's last letter so that the key is absent.
+static void patch_layout_key(const char *path, uint32_t value, bool rename) {
+    char *data = NULL;
+    size_t len = 0;
+    REQUIRE_OK(file_read_all(path, &data, &len));
+    const char *key = "qbias.packed_layout";
+    char *at = memmem(data, len, key, strlen(key));
+    REQUIRE_MSG(at != NULL, "%s has no key %s", path, key);
+    size_t end = (size_t)(at - data) + strlen(key);
+    REQUIRE(end + 8 <= len);
+    if (rename) {
+        data[end - 1] = 'X';
+    } else {
+        memcpy(data + end + 4, &value, sizeof value);
+    }
+    REQUIRE_OK(file_write_atomic(path, data, len));
+    free(data);
+}
+
+// Saved files record the layout of their packed bytes. A file from before the key existed contains
+// 4-bit rows in 32-column blocks only, so it is converted when loaded. A layout from a newer qbias
+// is rejected rather than read as the wrong codes.
+TEST(saved_packed_layout_version) {
+    Model *base = qtest_load_stories();
+    Model *v = make_rtn_variant(base, "rtn:w4g128");
+    char *path = save_variant(v, "layout.gguf");
+    Model *current = model_load(path);
+    REQUIRE_MSG(current != NULL, "%s", err_msg());
+
+    patch_layout_key(path, 0, true);
+    Model *old = model_load(path);
+    REQUIRE_MSG(old != NULL, "%s", err_msg());
+    // The same bytes, read as layout 1: block b of a row at byte 16 b, byte i = u[i] | u[i + 16] << 4.
+    // ffn_down has 172 columns, so its rows start with a superblock in layout 2.
+    const KQuantMatrix *stored = &current->layers[0].ffn_down.packed->view;
+    const KQuantMatrix *converted = &old->layers[0].ffn_down.packed->view;
+    REQUIRE(kq_rows4_super_cols(stored) == 128);
+    int bad = 0, moved = 0;
+    for (int r = 0; r < stored->rows; r++) {
+        const uint8_t *line = stored->codes + (size_t)r * stored->stride;
+        for (int c = 0; c < stored->cols; c++) {
+            int i = c % 32;
+            uint8_t byte = line[(c / 32) * 16 + i % 16];
+            bad += kq_code(converted, r, c) != (i < 16 ? byte & 15 : byte >> 4);
+            moved += kq_code(converted, r, c) != kq_code(stored, r, c);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d codes of blk.0.ffn_down.weight differ from layout 1's reading", bad);
+    CHECK_MSG(moved > 0, "layouts 1 and 2 read blk.0.ffn_down.weight the same");
+    model_free(old);
+    model_free(current);
+    free(path);
+
+    path = save_variant(v, "layout.gguf");
+    patch_layout_key(path, QMATRIX_LAYOUT_VERSION + 1, false);
+    const char *needles[] = {path, "qbias.packed_layout", "newer qbias", NULL};
+    check_load_rejected(path, needles, "layout from a newer qbias");
+    free(path);
+    model_free(v);
+    model_free(base);
+}
+
 // A recipe key that disagrees with how the matrices are stored (edited by hand, or damaged into
 // another valid recipe) mislabels every score made with the file.
 TEST(saved_recipe_must_match_storage) {

@@ -48,6 +48,90 @@ TEST(format_codes_round_trip) {
     }
 }
 
+// 4-bit KQ_ROWS codes sit where kernels.h documents: 128-column superblocks, then 32-column blocks.
+// The kernels read those bytes directly, so the accessor round trip above is not enough.
+TEST(format_rows4_byte_positions) {
+    const QFormat f = {4, 32, true, false, false};
+    // 480 columns: superblocks for 0 .. 383, then three 32-column blocks.
+    QMatrix *m = qmatrix_new(2, 480, &f);
+    REQUIRE(m != NULL);
+    CHECK_EQ_INT(kq_rows4_super_cols(&m->view), 384);
+    CHECK_EQ_INT((int)m->view.stride, 240);
+    const struct {
+        int col;
+        int byte; // in the row
+        bool high;
+    } cases[] = {
+        {0, 0, false},   {16, 0, true},    {32, 1, false},   {112, 3, true},   {5, 20, false},
+        {53, 21, true},  {127, 63, true},  {128 + 53, 85, true}, {384, 192, false},
+        {384 + 16, 192, true}, {384 + 15, 207, false}, {479, 239, true},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        memset((void *)m->view.codes, 0, 2 * m->view.stride);
+        qmatrix_set_code(m, 1, cases[i].col, 9);
+        const uint8_t *line = m->view.codes + m->view.stride;
+        int expected = cases[i].high ? 9 << 4 : 9;
+        CHECK_MSG(line[cases[i].byte] == expected, "column %d: byte %d holds 0x%02x, expected 0x%02x",
+                  cases[i].col, cases[i].byte, line[cases[i].byte], expected);
+    }
+    free(m);
+}
+
+// Files written before the superblocks (layout version 1: 32-column blocks only) load with the
+// same codes. A version this qbias does not know is rejected.
+TEST(format_payload_layout_v1_converts) {
+    const QFormat f = {4, 64, false, true, false};
+    const int rows = 3, cols = 300;
+    QMatrix *m = qmatrix_new(rows, cols, &f);
+    REQUIRE(m != NULL);
+    for (int r = 0; r < rows; r++) {
+        for (int g = 0; g < m->view.n_groups; g++) {
+            qmatrix_set_group(m, r, g, 0.25f * (float)(r + g + 1), (r + g) % 16);
+        }
+    }
+
+    // Version 1 bytes: block b of a row at 16 b, byte i = u[i] | u[i + 16] << 4.
+    const void *data = NULL;
+    size_t nbytes = 0;
+    qmatrix_payload(m, &data, &nbytes);
+    unsigned char *old = malloc(nbytes);
+    REQUIRE(old != NULL);
+    memcpy(old, data, nbytes);
+    for (int r = 0; r < rows; r++) {
+        uint8_t *line = old + (size_t)r * m->view.stride;
+        memset(line, 0, m->view.stride);
+        for (int c = 0; c < cols; c++) {
+            int u = (r * 5 + c * 11) % 16, i = c % 32;
+            line[(c / 32) * 16 + i % 16] |= (uint8_t)(i < 16 ? u : u << 4);
+        }
+    }
+
+    QMatrix *v1 = qmatrix_from_payload(rows, cols, &f, old, nbytes, 1);
+    REQUIRE(v1 != NULL);
+    int bad = 0;
+    for (int r = 0; r < rows; r++) {
+        for (int c = 0; c < cols; c++) {
+            bad += kq_code(&v1->view, r, c) != (r * 5 + c * 11) % 16;
+        }
+        for (int g = 0; g < v1->view.n_groups; g++) {
+            bad += kq_scale(&v1->view, r, g) != kq_scale(&m->view, r, g);
+            bad += kq_zero(&v1->view, r, g) != kq_zero(&m->view, r, g);
+        }
+    }
+    CHECK_MSG(bad == 0, "%d codes, scales or zero points differ after converting layout 1", bad);
+
+    // The current version is copied as it is, and unknown versions are rejected.
+    QMatrix *v2 = qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION);
+    REQUIRE(v2 != NULL);
+    CHECK(memcmp(v2->view.codes, old, (size_t)rows * m->view.stride) == 0);
+    CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION + 1) == NULL);
+    CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, 0) == NULL);
+    free(v2);
+    free(v1);
+    free(old);
+    free(m);
+}
+
 TEST(format_scales_and_zeros_round_trip) {
     const QFormat f32 = {4, 32, false, false, true}, f16 = {4, 32, false, true, false};
     QMatrix *a = qmatrix_new(20, 100, &f32), *b = qmatrix_new(20, 100, &f16);

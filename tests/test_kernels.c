@@ -139,7 +139,7 @@ static const QFormat a16_formats[] = {
 
 static const int q_shapes[][3] = {
     {1, 1, 1},    {1, 16, 32},  {2, 17, 172}, {9, 33, 172}, {1, 512, 64}, {8, 48, 256},
-    {13, 70, 300}, {17, 31, 1000}, {3, 64, 4096},
+    {13, 70, 300}, {17, 31, 1000}, {3, 64, 4096}, {5, 19, 224}, {2, 11, 480},
 };
 
 static void check_paths_a8(const QFormat *f, int m, int n, int k) {
