@@ -417,17 +417,25 @@ typedef struct {
     __m512 table, zero, scale;
 } GroupDequant;
 
-ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, int n, int g) {
+// The codes 0 .. 15 as floats.
+ALWAYS_INLINE __m512 code_values(void) {
+    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+}
+
+// `fp16` and `symmetric` are constants in each instance (w->fp16_scales, w->zeros == NULL), and
+// sym_codes holds u - z of symmetric formats (computed once per row block). A group then costs 3
+// instructions per row (broadcast, convert, multiply) without branches or scalar conversions,
+// which took 4-bit rows from 50.5 to 56 G weights/s on one Zen 5 core (256x2048 rows in L2).
+ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const bool fp16,
+                                         const bool symmetric, __m512 sym_codes, int n, int g) {
     // KQ_ROWS scales and zero points are [rows][n_groups] (kq_scale and kq_zero, inlined).
     size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
-    float scale = w->fp16_scales ? _cvtsh_ss(((const uint16_t *)w->scales)[index])
-                                 : ((const float *)w->scales)[index];
-    int zero = w->zeros ? w->zeros[index] : w->zero_point;
     GroupDequant d;
-    d.zero = _mm512_set1_ps((float)zero);
-    d.scale = _mm512_set1_ps(scale);
-    const __m512 codes = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    d.table = _mm512_mul_ps(_mm512_sub_ps(codes, d.zero), d.scale);
+    d.scale = fp16 ? _mm512_cvtph_ps(_mm256_set1_epi16((short)((const uint16_t *)w->scales)[index]))
+                   : _mm512_set1_ps(((const float *)w->scales)[index]);
+    d.zero = _mm512_set1_ps((float)(symmetric ? w->zero_point : w->zeros[index]));
+    __m512 codes = symmetric ? sym_codes : _mm512_sub_ps(code_values(), d.zero);
+    d.table = _mm512_mul_ps(codes, d.scale);
     return d;
 }
 
@@ -459,22 +467,7 @@ ALWAYS_INLINE __m512 dequant16_group(const KQuantMatrix *w, const int bits, cons
 // lane up in the table. It ignores the higher bits, so no mask is needed. That is 3 instructions
 // per 16 weights (shift, vpermps, fma) against 3.5 with 32-column blocks, whose bytes must first be
 // spread over the lanes. On one Zen 5 core with 256x2048 rows in L2, the 32-column blocks ran at
-// 50.5 G weights/s, 56 with the tables of rows4_table, and the superblocks at 66.5.
-// The table of (u - z) * s for u = 0 .. 15 of row n, group g. `fp16` and `symmetric` are
-// constants in each instance (w->fp16_scales, w->zeros == NULL), and `sym_codes` holds u - z for
-// symmetric formats, so that a group costs 3 instructions per row (broadcast, convert, multiply).
-ALWAYS_INLINE __m512 rows4_table(const KQuantMatrix *w, const bool fp16, const bool symmetric,
-                                 __m512 sym_codes, int n, int g) {
-    size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
-    __m512 scale = fp16 ? _mm512_cvtph_ps(_mm256_set1_epi16((short)((const uint16_t *)w->scales)[index]))
-                        : _mm512_set1_ps(((const float *)w->scales)[index]);
-    __m512 codes = sym_codes;
-    if (!symmetric) {
-        const __m512 u = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        codes = _mm512_sub_ps(u, _mm512_set1_ps((float)w->zeros[index]));
-    }
-    return _mm512_mul_ps(codes, scale);
-}
+// 56 G weights/s (with group_dequant's tables) and the superblocks at 66.5.
 
 ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool symmetric, int n0,
                              const int nr, const float *x, float *y) {
@@ -482,16 +475,14 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
     int steps = k16 / 16;
     int super_steps = kq_rows4_super_cols(w) / 16;
     int whole_steps = (steps < super_steps ? steps : super_steps) / 8 * 8;
-    const __m512 sym_codes = _mm512_sub_ps(
-        _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_ps((float)w->zero_point));
+    const __m512 sym_codes = _mm512_sub_ps(code_values(), _mm512_set1_ps((float)w->zero_point));
     __m512 lane[8], table[8];
     const uint8_t *line[8];
 #pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
         lane[r] = _mm512_setzero_ps();
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
-        table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, 0);
+        table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, 0).table;
     }
 
     // Groups of a matrix with several are multiples of 32 columns, so they start at even steps.
@@ -512,7 +503,7 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
                 next_group = (g + 1) * w->group / 16;
 #pragma GCC unroll 8
                 for (int r = 0; r < nr; r++) {
-                    table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, g);
+                    table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g).table;
                 }
             }
             __m512 x0 = _mm512_loadu_ps(x + (size_t)(j + 2 * p) * 16);
@@ -535,7 +526,7 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
             next_group = (g + 1) * w->group / 16;
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                table[r] = rows4_table(w, fp16, symmetric, sym_codes, n0 + r, g);
+                table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g).table;
             }
         }
         __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
@@ -553,7 +544,8 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
 
 // nr (up to 8) consecutive 8- or 3-bit rows from n0, sharing the loads of x. Each lane adds its
 // columns in increasing order, one 16-column step after another, as the 16-lane order requires.
-ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const int nr,
+ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp16,
+                            const bool symmetric, int n0, const int nr,
                             const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
     __m512 lane[8];
@@ -564,6 +556,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
     }
     const size_t ahead = (size_t)nr * w->stride;
+    const __m512 sym_codes = _mm512_sub_ps(code_values(), _mm512_set1_ps((float)w->zero_point));
     for (int g = 0; g < w->n_groups; g++) {
         // Groups start at multiples of 32 columns, so j_begin is even.
         int j_begin = g * w->group / 16;
@@ -571,7 +564,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, int n0, const
         GroupDequant d[8];
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
-            d[r] = group_dequant(w, n0 + r, g);
+            d[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g);
         }
         int j = j_begin;
         for (; j + 2 <= j_end; j += 2) {
@@ -618,30 +611,39 @@ ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, const bool f
         return;
     }
     for (; n + 8 <= row1; n += 8) {
-        a16_rows(w, bits, n, 8, x, y);
+        a16_rows(w, bits, fp16, symmetric, n, 8, x, y);
     }
     for (; n < row1; n++) {
-        a16_rows(w, bits, n, 1, x, y);
+        a16_rows(w, bits, fp16, symmetric, n, 1, x, y);
     }
 }
 
-void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
-    // One instance per container size, so that its branches fold away.
-    // 4-bit rows also get one instance per kind of scale and zero point.
-    bool fp16 = w->fp16_scales, symmetric = w->zeros == NULL;
-    if (w->bits == 8) {
-        a16_range(w, 8, false, false, row0, row1, x, y);
-    } else if (w->bits == 4 && fp16 && symmetric) {
-        a16_range(w, 4, true, true, row0, row1, x, y);
-    } else if (w->bits == 4 && fp16) {
-        a16_range(w, 4, true, false, row0, row1, x, y);
-    } else if (w->bits == 4 && symmetric) {
-        a16_range(w, 4, false, true, row0, row1, x, y);
-    } else if (w->bits == 4) {
-        a16_range(w, 4, false, false, row0, row1, x, y);
-    } else {
-        a16_range(w, 3, false, false, row0, row1, x, y);
+// The instances: a16_range_<bits>_<fp16><symmetric>.
+#define A16_INSTANCE(bits, fp16, symmetric)                                                        \
+    static void a16_range_##bits##_##fp16##symmetric(const KQuantMatrix *w, int row0, int row1,   \
+                                                     const float *x, float *y) {                  \
+        a16_range(w, bits, fp16, symmetric, row0, row1, x, y);                                   \
     }
+#define A16_INSTANCES(bits)                                                                        \
+    A16_INSTANCE(bits, 0, 0)                                                                       \
+    A16_INSTANCE(bits, 0, 1)                                                                       \
+    A16_INSTANCE(bits, 1, 0)                                                                       \
+    A16_INSTANCE(bits, 1, 1)
+A16_INSTANCES(8)
+A16_INSTANCES(4)
+A16_INSTANCES(3)
+
+void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
+    // One instance per container size and kind of scale and zero point, so that their branches fold
+    // away.
+    int kind = (w->fp16_scales ? 2 : 0) + (w->zeros == NULL ? 1 : 0);
+    static void (*const instances[3][4])(const KQuantMatrix *, int, int, const float *, float *) = {
+        {a16_range_8_00, a16_range_8_01, a16_range_8_10, a16_range_8_11},
+        {a16_range_4_00, a16_range_4_01, a16_range_4_10, a16_range_4_11},
+        {a16_range_3_00, a16_range_3_01, a16_range_3_10, a16_range_3_11},
+    };
+    int size = w->bits == 8 ? 0 : w->bits == 4 ? 1 : 2;
+    instances[size][kind](w, row0, row1, x, y);
 }
 
 void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *out) {
