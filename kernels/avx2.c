@@ -143,22 +143,37 @@ static inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i q, int bits) {
 AVX2_ALWAYS_INLINE __m256i row_codes8(const KQuantMatrix *w, const uint8_t *line, int e) {
     int j = e / 2;  // 16-column step
     int part = e % 2; // lanes 0-7 or 8-15 of the step
-    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(w->bits * 4);
     int half = j % 2;
     if (w->bits == 8) {
         return _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(line + (size_t)e * 8)));
     }
+    int super_steps = kq_rows_super_cols(w) / 16;
+    if (j < super_steps) {
+        // Lanes 8 * part .. 8 * part + 7 of a 128-column superblock, step j % 8 (kernels.h).
+        const uint8_t *super = line + (size_t)(j / 8) * (size_t)(w->bits * 16);
+        __m256i v;
+        if (w->bits == 4) {
+            v = _mm256_loadu_si256((const __m256i *)(super + 32 * part));
+        } else {
+            // Eight 24-bit words: the masked load reads their 6 dwords only, vpermd gives each
+            // 128-bit lane the 12 bytes of its four words, and vpshufb moves each to its dword.
+            __m256i dwords = _mm256_maskload_epi32((const int *)(super + 24 * part),
+                                                   _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0));
+            __m256i placed = _mm256_permutevar8x32_epi32(dwords, _mm256_setr_epi32(0, 1, 2, 0, 3, 4, 5, 0));
+            const __m256i words = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                                   0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+            v = _mm256_shuffle_epi8(placed, words);
+        }
+        __m256i shifted = _mm256_srl_epi32(v, _mm_cvtsi32_si128(w->bits * (j % 8)));
+        return _mm256_and_si256(shifted, _mm256_set1_epi32((1 << w->bits) - 1));
+    }
+
+    // 32-column blocks (bits * 4 bytes) follow the superblocks. super_steps is even, so j % 2 is
+    // the half of the block.
+    const uint8_t *block = line + (size_t)super_steps * (size_t)(w->bits * 2) +
+                           (size_t)((j - super_steps) / 2) * (size_t)(w->bits * 4);
     if (w->bits == 4) {
         const __m256i nibble = _mm256_set1_epi32(15);
-        int super_steps = kq_rows4_super_cols(w) / 16;
-        if (j < super_steps) {
-            // Lanes 8 * part .. 8 * part + 7 of a 128-column superblock, nibble j % 8.
-            const uint8_t *lanes = line + (size_t)(j / 8) * 64 + 32 * part;
-            __m256i v = _mm256_loadu_si256((const __m256i *)lanes);
-            return _mm256_and_si256(_mm256_srl_epi32(v, _mm_cvtsi32_si128(4 * (j % 8))), nibble);
-        }
-        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
-        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
         __m256i bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(block + 8 * part)));
         return half ? _mm256_srli_epi32(bytes, 4) : _mm256_and_si256(bytes, nibble);
     }

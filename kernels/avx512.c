@@ -360,25 +360,45 @@ void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
     }
 }
 
+// The 16 24-bit words of a 3-bit superblock (48 bytes), one per 32-bit lane with its top byte 0.
+// The masked load reads the superblock's 12 dwords only, vpermd gives each 128-bit lane the 12
+// bytes of its four words, and vpshufb moves each word to its own dword.
+ALWAYS_INLINE __m512i spread_words3(const uint8_t *super) {
+    __m512i dwords = _mm512_maskz_loadu_epi32(0x0fff, super);
+    const __m512i place = _mm512_setr_epi32(0, 1, 2, 0, 3, 4, 5, 0, 6, 7, 8, 0, 9, 10, 11, 0);
+    const __m512i words = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1));
+    return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(place, dwords), words);
+}
+
+// The lanes of the superblock that holds step j of a 4- or 3-bit row: step t = j % 8 is in bits
+// bits * t .. bits * t + bits - 1 of each lane.
+ALWAYS_INLINE __m512i super_lanes(const int bits, const uint8_t *line, int j) {
+    const uint8_t *super = line + (size_t)(j / 8) * (size_t)(bits * 16);
+    return bits == 4 ? _mm512_loadu_si512(super) : spread_words3(super);
+}
+
 // Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row of w, as int32 lanes.
 ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const int bits, const uint8_t *line,
                                   int j) {
-    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(bits * 4);
-    int half = j % 2;
     if (bits == 8) {
         return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(line + (size_t)j * 16)));
     }
+    const __m512i mask = _mm512_set1_epi32((1 << bits) - 1);
+    int super_steps = kq_rows_super_cols(w) / 16;
+    if (j < super_steps) {
+        __m512i lanes = super_lanes(bits, line, j);
+        return _mm512_and_si512(_mm512_srl_epi32(lanes, _mm_cvtsi32_si128(bits * (j % 8))), mask);
+    }
+
+    // 32-column blocks (bits * 4 bytes) follow the superblocks (bits * 16 bytes per 8 steps).
+    // super_steps is even, so j % 2 is the half of the block.
+    const uint8_t *block = line + (size_t)super_steps * (size_t)(bits * 2) +
+                           (size_t)((j - super_steps) / 2) * (size_t)(bits * 4);
+    int half = j % 2;
     if (bits == 4) {
-        const __m512i nibble = _mm512_set1_epi32(15);
-        int super_steps = kq_rows4_super_cols(w) / 16;
-        if (j < super_steps) {
-            __m512i lanes = _mm512_loadu_si512(line + (size_t)(j / 8) * 64);
-            return _mm512_and_si512(_mm512_srl_epi32(lanes, _mm_cvtsi32_si128(4 * (j % 8))), nibble);
-        }
-        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
-        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
         __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)block));
-        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, nibble);
+        return half ? _mm512_srli_epi32(bytes, 4) : _mm512_and_si512(bytes, mask);
     }
     // 3-bit: bytes 0-7 hold two bits of columns i, i + 8, i + 16, i + 24; bytes 8-11 the third.
     __m128i low8 = _mm_loadl_epi64((const __m128i *)block);
@@ -417,16 +437,18 @@ typedef struct {
     __m512 table, zero, scale;
 } GroupDequant;
 
-// The codes 0 .. 15 as floats.
-ALWAYS_INLINE __m512 code_values(void) {
-    return _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+// The codes whose values a table holds, in its 16 entries. vpermps reads 4 bits of each index, so
+// 3-bit tables repeat their 8 codes: bit 3 of a 3-bit index may then hold anything.
+ALWAYS_INLINE __m512 table_codes(const int bits) {
+    return bits == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
+                     : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // `fp16` and `symmetric` are constants in each instance (w->fp16_scales, w->zeros == NULL), and
 // sym_codes holds u - z of symmetric formats (computed once per row block). A group then costs 3
 // instructions per row (broadcast, convert, multiply) without branches or scalar conversions,
 // which took 4-bit rows from 50.5 to 56 G weights/s on one Zen 5 core (256x2048 rows in L2).
-ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const bool fp16,
+ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const int bits, const bool fp16,
                                          const bool symmetric, __m512 sym_codes, int n, int g) {
     // KQ_ROWS scales and zero points are [rows][n_groups] (kq_scale and kq_zero, inlined).
     size_t index = (size_t)n * (size_t)w->n_groups + (size_t)g;
@@ -434,55 +456,34 @@ ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const bool fp16,
     d.scale = fp16 ? _mm512_cvtph_ps(_mm256_set1_epi16((short)((const uint16_t *)w->scales)[index]))
                    : _mm512_set1_ps(((const float *)w->scales)[index]);
     d.zero = _mm512_set1_ps((float)(symmetric ? w->zero_point : w->zeros[index]));
-    __m512 codes = symmetric ? sym_codes : _mm512_sub_ps(code_values(), d.zero);
+    __m512 codes = symmetric ? sym_codes : _mm512_sub_ps(table_codes(bits), d.zero);
     d.table = _mm512_mul_ps(codes, d.scale);
     return d;
 }
 
-// The 32 dequantized values of block b of an 8- or 3-bit row (columns 32b .. 32b + 31) as two
-// vectors.
-ALWAYS_INLINE void dequant32(const KQuantMatrix *w, const int bits, const uint8_t *line, int b,
-                             GroupDequant d, __m512 *lo, __m512 *hi) {
-    if (bits == 8) {
-        *lo = dequant16(w, bits, line, 2 * b, d.zero, d.scale);
-        *hi = dequant16(w, bits, line, 2 * b + 1, d.zero, d.scale);
-    } else {
-        *lo = _mm512_permutexvar_ps(row_codes16(w, bits, line, 2 * b), d.table);
-        *hi = _mm512_permutexvar_ps(row_codes16(w, bits, line, 2 * b + 1), d.table);
-    }
-}
-
-// The 16 dequantized values of step j (columns 16j .. 16j + 15), for a last half block.
-ALWAYS_INLINE __m512 dequant16_group(const KQuantMatrix *w, const int bits, const uint8_t *line,
-                                     int j, GroupDequant d) {
-    if (bits == 8) {
-        return dequant16(w, bits, line, j, d.zero, d.scale);
-    }
-    return _mm512_permutexvar_ps(row_codes16(w, bits, line, j), d.table);
-}
-
-// nr (up to 8) consecutive 4-bit rows from n0, sharing the loads of x, in the 16-lane order. Each
-// group's 16 values (u - z) * s sit in one table register per row. In the superblocks, one 64-byte
-// load per row serves 8 steps. Step t shifts it by 4t, and vpermps looks the low 4 bits of each
-// lane up in the table. It ignores the higher bits, so no mask is needed. That is 3 instructions
-// per 16 weights (shift, vpermps, fma) against 3.5 with 32-column blocks, whose bytes must first be
-// spread over the lanes. On one Zen 5 core with 256x2048 rows in L2, the 32-column blocks ran at
-// 56 G weights/s (with group_dequant's tables) and the superblocks at 66.5.
-
-ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool symmetric, int n0,
-                             const int nr, const float *x, float *y) {
+// nr (up to 8) consecutive 4- or 3-bit rows from n0, sharing the loads of x, in the 16-lane order.
+// Each group's values (u - z) * s sit in one table register per row. In the superblocks, one load
+// per row (and for 3-bit codes a spread of the words over the lanes) serves 8 steps. Step t shifts
+// it by bits * t, and vpermps looks the low 4 bits of each lane up in the table. It ignores the
+// higher bits, so no mask is needed. That is 3 instructions per 16 weights (shift, vpermps, fma)
+// against 3.5 for 4-bit 32-column blocks and about 11 for 3-bit ones, whose bits must first be
+// gathered per lane. On one Zen 5 core with 256x2048 rows in L2 (and group_dequant's tables),
+// 4-bit rows went from 56 to 66.5 G weights/s with superblocks, 3-bit rows from 25 to 61.
+ALWAYS_INLINE void a16_rows_super(const KQuantMatrix *w, const int bits, const bool fp16,
+                                  const bool symmetric, int n0, const int nr, const float *x,
+                                  float *y) {
     int k16 = w->cols - w->cols % 16;
     int steps = k16 / 16;
-    int super_steps = kq_rows4_super_cols(w) / 16;
+    int super_steps = kq_rows_super_cols(w) / 16;
     int whole_steps = (steps < super_steps ? steps : super_steps) / 8 * 8;
-    const __m512 sym_codes = _mm512_sub_ps(code_values(), _mm512_set1_ps((float)w->zero_point));
+    const __m512 sym_codes = _mm512_sub_ps(table_codes(bits), _mm512_set1_ps((float)w->zero_point));
     __m512 lane[8], table[8];
     const uint8_t *line[8];
 #pragma GCC unroll 8
     for (int r = 0; r < nr; r++) {
         lane[r] = _mm512_setzero_ps();
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
-        table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, 0).table;
+        table[r] = group_dequant(w, bits, fp16, symmetric, sym_codes, n0 + r, 0).table;
     }
 
     // Groups of a matrix with several are multiples of 32 columns, so they start at even steps.
@@ -491,10 +492,13 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
     const size_t ahead = (size_t)nr * w->stride; // see A16_PREFETCH
     int j = 0;
     for (; j < whole_steps; j += 8) {
-        size_t offset = (size_t)j * 8; // bytes of the superblocks before step j
+        // Fetch the superblock's last byte: 48-byte superblocks then reach every cache line.
+        size_t last = (size_t)(j / 8 + 1) * (size_t)(bits * 16) - 1;
+        __m512i lanes[8];
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
-            _mm_prefetch((const char *)line[r] + offset + ahead, _MM_HINT_T0);
+            _mm_prefetch((const char *)line[r] + last + ahead, _MM_HINT_T0);
+            lanes[r] = super_lanes(bits, line[r], j);
         }
 #pragma GCC unroll 4
         for (int p = 0; p < 4; p++) {
@@ -503,16 +507,15 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
                 next_group = (g + 1) * w->group / 16;
 #pragma GCC unroll 8
                 for (int r = 0; r < nr; r++) {
-                    table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g).table;
+                    table[r] = group_dequant(w, bits, fp16, symmetric, sym_codes, n0 + r, g).table;
                 }
             }
             __m512 x0 = _mm512_loadu_ps(x + (size_t)(j + 2 * p) * 16);
             __m512 x1 = _mm512_loadu_ps(x + (size_t)(j + 2 * p) * 16 + 16);
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                __m512i lanes = _mm512_loadu_si512(line[r] + offset);
-                __m512i i0 = p == 0 ? lanes : _mm512_srli_epi32(lanes, 8 * p);
-                __m512i i1 = _mm512_srli_epi32(lanes, 8 * p + 4);
+                __m512i i0 = p == 0 ? lanes[r] : _mm512_srli_epi32(lanes[r], 2 * p * bits);
+                __m512i i1 = _mm512_srli_epi32(lanes[r], (2 * p + 1) * bits);
                 lane[r] = _mm512_fmadd_ps(x0, _mm512_permutexvar_ps(i0, table[r]), lane[r]);
                 lane[r] = _mm512_fmadd_ps(x1, _mm512_permutexvar_ps(i1, table[r]), lane[r]);
             }
@@ -526,13 +529,13 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
             next_group = (g + 1) * w->group / 16;
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                table[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g).table;
+                table[r] = group_dequant(w, bits, fp16, symmetric, sym_codes, n0 + r, g).table;
             }
         }
         __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
-            __m512 value = _mm512_permutexvar_ps(row_codes16(w, 4, line[r], j), table[r]);
+            __m512 value = _mm512_permutexvar_ps(row_codes16(w, bits, line[r], j), table[r]);
             lane[r] = _mm512_fmadd_ps(x0, value, lane[r]);
         }
     }
@@ -542,11 +545,10 @@ ALWAYS_INLINE void a16_rows4(const KQuantMatrix *w, const bool fp16, const bool 
     }
 }
 
-// nr (up to 8) consecutive 8- or 3-bit rows from n0, sharing the loads of x. Each lane adds its
-// columns in increasing order, one 16-column step after another, as the 16-lane order requires.
-ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp16,
-                            const bool symmetric, int n0, const int nr,
-                            const float *x, float *y) {
+// nr (up to 8) consecutive 8-bit rows from n0, sharing the loads of x. Each lane adds its columns
+// in increasing order, one 16-column step after another, as the 16-lane order requires.
+ALWAYS_INLINE void a16_rows8(const KQuantMatrix *w, const bool fp16, const bool symmetric, int n0,
+                             const int nr, const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;
     __m512 lane[8];
     const uint8_t *line[8];
@@ -555,8 +557,8 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp
         lane[r] = _mm512_setzero_ps();
         line[r] = w->codes + (size_t)(n0 + r) * w->stride;
     }
-    const size_t ahead = (size_t)nr * w->stride;
-    const __m512 sym_codes = _mm512_sub_ps(code_values(), _mm512_set1_ps((float)w->zero_point));
+    const size_t ahead = (size_t)nr * w->stride; // see A16_PREFETCH
+    const __m512 unused = _mm512_setzero_ps();   // 8-bit codes need no table
     for (int g = 0; g < w->n_groups; g++) {
         // Groups start at multiples of 32 columns, so j_begin is even.
         int j_begin = g * w->group / 16;
@@ -564,7 +566,7 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp
         GroupDequant d[8];
 #pragma GCC unroll 8
         for (int r = 0; r < nr; r++) {
-            d[r] = group_dequant(w, fp16, symmetric, sym_codes, n0 + r, g);
+            d[r] = group_dequant(w, 8, fp16, symmetric, unused, n0 + r, g);
         }
         int j = j_begin;
         for (; j + 2 <= j_end; j += 2) {
@@ -572,14 +574,12 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp
             __m512 x1 = _mm512_loadu_ps(x + (size_t)j * 16 + 16);
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                __m512 w0, w1;
-                // One prefetch per cache line (64 bytes hold 2 blocks of 8-bit codes) of the
-                // row nr rows below, at the same column: see A16_PREFETCH.
-                if (bits == 3 || (j / 2) % 2 == 0) {
-                    _mm_prefetch((const char *)line[r] + (size_t)(j / 2) * (size_t)(bits * 4) + ahead,
-                                 _MM_HINT_T0);
+                // One prefetch per cache line (2 blocks of 32 codes) of the row nr rows below.
+                if ((j / 2) % 2 == 0) {
+                    _mm_prefetch((const char *)line[r] + (size_t)j * 16 + ahead, _MM_HINT_T0);
                 }
-                dequant32(w, bits, line[r], j / 2, d[r], &w0, &w1);
+                __m512 w0 = dequant16(w, 8, line[r], j, d[r].zero, d[r].scale);
+                __m512 w1 = dequant16(w, 8, line[r], j + 1, d[r].zero, d[r].scale);
                 lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
                 lane[r] = _mm512_fmadd_ps(x1, w1, lane[r]);
             }
@@ -588,7 +588,8 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp
             __m512 x0 = _mm512_loadu_ps(x + (size_t)j * 16);
 #pragma GCC unroll 8
             for (int r = 0; r < nr; r++) {
-                lane[r] = _mm512_fmadd_ps(x0, dequant16_group(w, bits, line[r], j, d[r]), lane[r]);
+                __m512 w0 = dequant16(w, 8, line[r], j, d[r].zero, d[r].scale);
+                lane[r] = _mm512_fmadd_ps(x0, w0, lane[r]);
             }
         }
     }
@@ -601,20 +602,19 @@ ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, const int bits, const bool fp
 ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, const bool fp16,
                              const bool symmetric, int row0, int row1, const float *x, float *y) {
     int n = row0;
-    if (bits == 4) {
-        for (; n + 8 <= row1; n += 8) {
-            a16_rows4(w, fp16, symmetric, n, 8, x, y);
-        }
-        for (; n < row1; n++) {
-            a16_rows4(w, fp16, symmetric, n, 1, x, y);
-        }
-        return;
-    }
     for (; n + 8 <= row1; n += 8) {
-        a16_rows(w, bits, fp16, symmetric, n, 8, x, y);
+        if (bits == 8) {
+            a16_rows8(w, fp16, symmetric, n, 8, x, y);
+        } else {
+            a16_rows_super(w, bits, fp16, symmetric, n, 8, x, y);
+        }
     }
     for (; n < row1; n++) {
-        a16_rows(w, bits, fp16, symmetric, n, 1, x, y);
+        if (bits == 8) {
+            a16_rows8(w, fp16, symmetric, n, 1, x, y);
+        } else {
+            a16_rows_super(w, bits, fp16, symmetric, n, 1, x, y);
+        }
     }
 }
 
@@ -642,7 +642,12 @@ void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x,
         {a16_range_4_00, a16_range_4_01, a16_range_4_10, a16_range_4_11},
         {a16_range_3_00, a16_range_3_01, a16_range_3_10, a16_range_3_11},
     };
-    int size = w->bits == 8 ? 0 : w->bits == 4 ? 1 : 2;
+    int size = 2; // 3-bit
+    if (w->bits == 8) {
+        size = 0;
+    } else if (w->bits == 4) {
+        size = 1;
+    }
     instances[size][kind](w, row0, row1, x, y);
 }
 

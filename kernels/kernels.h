@@ -34,11 +34,12 @@
 //             columns: 8-bit: byte i = u[i]; 4-bit: byte i (< 16) = u[i] | u[i + 16] << 4;
 //             3-bit: byte i (< 8) = u[i] & 3 | (u[i + 8] & 3) << 2 | (u[i + 16] & 3) << 4 |
 //             (u[i + 24] & 3) << 6, then a little-endian uint32 whose bit i is bit 2 of u[i].
-//             4-bit rows first hold superblocks of 128 columns (64 bytes), up to the last
-//             multiple of 128 in cols_padded (kq_rows4_super_cols). Only the rest (32, 64 or 96
-//             columns) uses 32-column blocks. In a superblock, bits 4t .. 4t + 3 of the
-//             little-endian uint32 i (i < 16) contain u[16t + i]. So a 64-byte load puts column
-//             16t + i in lane i, and a shift by 4t brings step t's codes to the low bits.
+//             4- and 3-bit rows first hold superblocks of 128 columns (64 and 48 bytes), up to
+//             the last multiple of 128 in cols_padded (kq_rows_super_cols). Only the rest (32, 64
+//             or 96 columns) uses 32-column blocks. In a 4-bit superblock, bits 4t .. 4t + 3 of
+//             the little-endian uint32 i (i < 16) contain u[16t + i]. In a 3-bit one, bits 3t ..
+//             3t + 2 of the little-endian 24-bit word at byte 3i contain u[16t + i]. So one load
+//             puts column 16t + i in lane i, and a shift brings step t's codes to the low bits.
 //             Scales, zeros: [rows][n_groups].
 //   KQ_TILES  16 rows interleaved, for int8-activation kernels ("A8"): per tile of 16 rows, chunks
 //             of 64 bytes in column order; 8-bit: a chunk holds 4 columns, byte 4r + j = u[r][c + j];
@@ -72,8 +73,8 @@ typedef struct {
 #define KQ_BLOCK_COLS 32
 #define KQ_SUPER_COLS 128
 
-// Columns of a 4-bit KQ_ROWS row held in superblocks (a multiple of 128, see above).
-static inline int kq_rows4_super_cols(const KQuantMatrix *w) {
+// Columns of a 4- or 3-bit KQ_ROWS row held in superblocks (a multiple of 128, see above).
+static inline int kq_rows_super_cols(const KQuantMatrix *w) {
     return w->cols_padded - w->cols_padded % KQ_SUPER_COLS;
 }
 

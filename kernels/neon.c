@@ -282,22 +282,36 @@ void qgemm_a8_neon(const KQuantMatrix *w, int tile0, int tile1, const KActs *a, 
 ALWAYS_INLINE uint32x4_t row_codes4(const KQuantMatrix *w, const uint8_t *line, int e) {
     int j = e / 4;    // 16-column step
     int part = e % 4; // lanes 4 * part .. 4 * part + 3 of the step
-    const uint8_t *block = line + (size_t)(j / 2) * (size_t)(w->bits * 4);
     int half = j % 2;
     uint8_t bytes[4];
     if (w->bits == 8) {
         memcpy(bytes, line + (size_t)e * 4, 4);
         return (uint32x4_t){bytes[0], bytes[1], bytes[2], bytes[3]};
     }
-    if (w->bits == 4) {
-        int super_steps = kq_rows4_super_cols(w) / 16;
-        if (j < super_steps) {
-            // Lanes 4 * part .. 4 * part + 3 of a 128-column superblock, nibble j % 8.
-            uint32x4_t v = vreinterpretq_u32_u8(vld1q_u8(line + (size_t)(j / 8) * 64 + 16 * part));
-            return vandq_u32(vshlq_u32(v, vdupq_n_s32(-4 * (j % 8))), vdupq_n_u32(15));
+    int super_steps = kq_rows_super_cols(w) / 16;
+    if (j < super_steps) {
+        // Lanes 4 * part .. 4 * part + 3 of a 128-column superblock, step j % 8 (kernels.h).
+        const uint8_t *super = line + (size_t)(j / 8) * (size_t)(w->bits * 16);
+        uint32x4_t v;
+        if (w->bits == 4) {
+            v = vreinterpretq_u32_u8(vld1q_u8(super + 16 * part));
+        } else {
+            // Four 24-bit words (12 bytes, copied so that nothing past the superblock is read),
+            // one per lane.
+            uint8_t words[16] = {0};
+            memcpy(words, super + 12 * part, 12);
+            const uint8x16_t spread = {0, 1, 2, 255, 3, 4, 5, 255, 6, 7, 8, 255, 9, 10, 11, 255};
+            v = vreinterpretq_u32_u8(vqtbl1q_u8(vld1q_u8(words), spread));
         }
-        // 32-column blocks follow the superblocks. super_steps is even, so j % 2 is the half.
-        block = line + (size_t)super_steps * 8 + (size_t)((j - super_steps) / 2) * 16;
+        uint32x4_t shifted = vshlq_u32(v, vdupq_n_s32(-w->bits * (j % 8)));
+        return vandq_u32(shifted, vdupq_n_u32((1u << w->bits) - 1));
+    }
+
+    // 32-column blocks (bits * 4 bytes) follow the superblocks. super_steps is even, so j % 2 is
+    // the half of the block.
+    const uint8_t *block = line + (size_t)super_steps * (size_t)(w->bits * 2) +
+                           (size_t)((j - super_steps) / 2) * (size_t)(w->bits * 4);
+    if (w->bits == 4) {
         memcpy(bytes, block + 4 * part, 4);
         uint32x4_t v = {bytes[0], bytes[1], bytes[2], bytes[3]};
         return half ? vshrq_n_u32(v, 4) : vandq_u32(v, vdupq_n_u32(15));

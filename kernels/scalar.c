@@ -58,19 +58,27 @@ int kq_code(const KQuantMatrix *w, int row, int col) {
     if (w->bits == 8) {
         return line[col];
     }
-    if (w->bits == 4) {
-        int super_cols = kq_rows4_super_cols(w);
-        if (col < super_cols) {
-            // Nibble t of uint32 i of the superblock is byte 4i + t / 2, high half for odd t.
-            int c = col % KQ_SUPER_COLS, t = c / 16;
-            uint8_t byte = line[(size_t)(col / KQ_SUPER_COLS) * 64 + 4 * (c % 16) + t / 2];
+
+    // 4- and 3-bit rows: superblocks of 128 columns (16 * bits bytes), then 32-column blocks.
+    int super_cols = kq_rows_super_cols(w);
+    if (col < super_cols) {
+        int c = col % KQ_SUPER_COLS, t = c / 16; // lane c % 16, step t
+        const uint8_t *super = line + (size_t)(col / KQ_SUPER_COLS) * (size_t)(w->bits * 16);
+        if (w->bits == 4) {
+            // Nibble t of uint32 c % 16 is byte 4 (c % 16) + t / 2, the high half for odd t.
+            uint8_t byte = super[4 * (c % 16) + t / 2];
             return t % 2 ? byte >> 4 : byte & 15;
         }
-        int tail = col - super_cols;
-        uint8_t byte = line[(size_t)super_cols / 2 + (size_t)(tail / KQ_BLOCK_COLS) * 16 + i % 16];
-        return i < 16 ? byte & 15 : byte >> 4;
+        // Bits 3t .. 3t + 2 of the 24-bit word at byte 3 (c % 16).
+        const uint8_t *word = super + 3 * (c % 16);
+        uint32_t word24 = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16;
+        return (int)(word24 >> (3 * t)) & 7;
     }
-    const uint8_t *block = line + (size_t)(col / KQ_BLOCK_COLS) * 12;
+    const uint8_t *block = line + (size_t)super_cols / KQ_BLOCK_COLS * (size_t)(w->bits * 4) +
+                           (size_t)((col - super_cols) / KQ_BLOCK_COLS) * (size_t)(w->bits * 4);
+    if (w->bits == 4) {
+        return i < 16 ? block[i % 16] & 15 : block[i % 16] >> 4;
+    }
     int low = (block[i % 8] >> (2 * (i / 8))) & 3;
     int high = (block[8 + i / 8] >> (i % 8)) & 1;
     return low | high << 2;

@@ -89,9 +89,23 @@ void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes) {
     *nbytes = m->nbytes - header_bytes();
 }
 
-// Converts 4-bit KQ_ROWS codes from layout version 1 (32-column blocks only) to the current one.
-// Returns false when out of memory.
-static bool convert_rows4_from_v1(QMatrix *m) {
+// The code of column col in a row stored in 32-column blocks only, as layouts before the
+// superblocks did (4-bit before version 2, 3-bit before version 3).
+static int blocks_only_code(const uint8_t *line, int bits, int col) {
+    int i = col % KQ_BLOCK_COLS;
+    if (bits == 4) {
+        uint8_t byte = line[(size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows4) + i % 16];
+        return i < 16 ? byte & 15 : byte >> 4;
+    }
+    const QBlockRows3 *block = (const QBlockRows3 *)(line + (size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows3));
+    int low = (block->low[i % 8] >> (2 * (i / 8))) & 3;
+    int high = (block->high[i / 8] >> (i % 8)) & 1;
+    return low | high << 2;
+}
+
+// Converts KQ_ROWS codes from an older layout version to the current one: rows of blocks only
+// become superblocks and blocks. Returns false when out of memory.
+static bool convert_from_blocks_only(QMatrix *m) {
     KQuantMatrix *v = &m->view;
     uint8_t *old_line = malloc(v->stride);
     if (!old_line) {
@@ -101,9 +115,7 @@ static bool convert_rows4_from_v1(QMatrix *m) {
         uint8_t *line = (uint8_t *)v->codes + (size_t)row * v->stride;
         memcpy(old_line, line, v->stride);
         for (int col = 0; col < v->cols_padded; col++) {
-            int i = col % KQ_BLOCK_COLS;
-            uint8_t byte = old_line[(size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows4) + i % 16];
-            qmatrix_set_code(m, row, col, i < 16 ? byte & 15 : byte >> 4);
+            qmatrix_set_code(m, row, col, blocks_only_code(old_line, v->bits, col));
         }
     }
     free(old_line);
@@ -124,8 +136,9 @@ QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *
         return NULL;
     }
     memcpy((unsigned char *)m + header_bytes(), data, nbytes);
-    if (version == 1 && m->view.layout == KQ_ROWS && m->view.bits == 4 &&
-        !convert_rows4_from_v1(m)) {
+    bool blocks_only = m->view.layout == KQ_ROWS &&
+                       ((m->view.bits == 4 && version < 2) || (m->view.bits == 3 && version < 3));
+    if (blocks_only && !convert_from_blocks_only(m)) {
         free(m);
         return NULL;
     }
@@ -180,7 +193,7 @@ void qmatrix_set_code(QMatrix *m, int row, int col, int code) {
         return;
     }
     if (v->bits == 4) {
-        int super_cols = kq_rows4_super_cols(v);
+        int super_cols = kq_rows_super_cols(v);
         uint8_t *byte;
         bool low;
         if (col < super_cols) {
@@ -196,7 +209,20 @@ void qmatrix_set_code(QMatrix *m, int row, int col, int code) {
         *byte = low ? (uint8_t)((*byte & 0xf0) | u) : (uint8_t)((*byte & 0x0f) | u << 4);
         return;
     }
-    QBlockRows3 *block = (QBlockRows3 *)(line + (size_t)(col / KQ_BLOCK_COLS) * sizeof(QBlockRows3));
+    int super_cols = kq_rows_super_cols(v);
+    if (col < super_cols) {
+        // Bits 3t .. 3t + 2 of the 24-bit word of lane c % 16 (QSuperRows3).
+        int c = col % KQ_SUPER_COLS, t = c / 16;
+        uint8_t *word = line + (size_t)(col / KQ_SUPER_COLS) * sizeof(QSuperRows3) + 3 * (c % 16);
+        uint32_t word24 = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16;
+        word24 = (word24 & ~(7u << (3 * t))) | (uint32_t)(u & 7) << (3 * t);
+        word[0] = (uint8_t)word24;
+        word[1] = (uint8_t)(word24 >> 8);
+        word[2] = (uint8_t)(word24 >> 16);
+        return;
+    }
+    QBlockRows3 *block = (QBlockRows3 *)(line + (size_t)super_cols / KQ_BLOCK_COLS * sizeof(QBlockRows3) +
+                                         (size_t)((col - super_cols) / KQ_BLOCK_COLS) * sizeof(QBlockRows3));
     int shift = 2 * (i / 8);
     block->low[i % 8] = (uint8_t)((block->low[i % 8] & ~(3 << shift)) | (u & 3) << shift);
     uint8_t *high = &block->high[i / 8];

@@ -42,16 +42,25 @@ typedef struct {
 static_assert(sizeof(QSuperRows4) == 64, "4-bit row superblock: 128 codes of 4 bits");
 
 // KQ_ROWS, 4-bit container, the columns after the last superblock (32, 64 or 96 of them, see
-// kq_rows4_super_cols): 32 columns, byte i = u[i] | u[i + 16] << 4, so the low nibbles are
+// kq_rows_super_cols): 32 columns, byte i = u[i] | u[i + 16] << 4, so the low nibbles are
 // columns 0-15 and the high nibbles 16-31 (one 16-lane vector each). 4 bits per weight.
 typedef struct {
     uint8_t nibbles[16];
 } QBlockRows4;
 static_assert(sizeof(QBlockRows4) == 16, "4-bit row block: 32 codes of 4 bits");
 
-// KQ_ROWS, 3-bit container: 32 columns; low[i] = u[i] & 3 | (u[i + 8] & 3) << 2 |
-// (u[i + 16] & 3) << 4 | (u[i + 24] & 3) << 6, and bit i of the little-endian uint32 `high` is
-// bit 2 of u[i]. 3 bits per weight.
+// KQ_ROWS, 3-bit container, first part of a row: superblocks of 128 columns. Bits 3t .. 3t + 2 of
+// the little-endian 24-bit word at words[3i] hold u[16t + i]. Spreading the 16 words over 32-bit
+// lanes gives the codes of 8 steps of 16 columns, step t in the low 3 bits after a shift by 3t.
+// 3 bits per weight.
+typedef struct {
+    uint8_t words[48];
+} QSuperRows3;
+static_assert(sizeof(QSuperRows3) == 48, "3-bit row superblock: 128 codes of 3 bits");
+
+// KQ_ROWS, 3-bit container, the columns after the last superblock: 32 columns. low[i] = u[i] & 3 |
+// (u[i + 8] & 3) << 2 | (u[i + 16] & 3) << 4 | (u[i + 24] & 3) << 6, and bit i of the
+// little-endian uint32 `high` is bit 2 of u[i]. 3 bits per weight.
 typedef struct {
     uint8_t low[8];
     uint8_t high[4];
@@ -121,12 +130,13 @@ void qmatrix_dequantize_row(const QMatrix *m, int row, float *out);
 void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes);
 
 // The version of the payload's byte layout, which files record beside the payload. Version 1
-// (qbias before 2026-12-05) stored 4-bit KQ_ROWS rows in 32-column blocks only. Version 2 starts
-// them with 128-column superblocks (QSuperRows4). The other formats are the same in both.
-#define QMATRIX_LAYOUT_VERSION 2
+// (qbias before 2026-12-05) stored KQ_ROWS rows in 32-column blocks only. Version 2 starts 4-bit
+// rows with 128-column superblocks (QSuperRows4), version 3 also 3-bit rows (QSuperRows3). The
+// other formats are the same in all three.
+#define QMATRIX_LAYOUT_VERSION 3
 
 // Makes a matrix of a format from a payload that qmatrix_payload returned, written in layout
-// `version` (1 or QMATRIX_LAYOUT_VERSION; older layouts are converted). Returns NULL when nbytes
+// `version` (1 .. QMATRIX_LAYOUT_VERSION; older layouts are converted). Returns NULL when nbytes
 // differs from the size the format implies (a different format wrote it), the version is unknown
 // or the allocation fails. The caller frees it with free().
 QMatrix *qmatrix_from_payload(int rows, int cols, const QFormat *f, const void *data,

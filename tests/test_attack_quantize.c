@@ -128,46 +128,60 @@ static void patch_layout_key(const char *path, uint32_t value, bool rename) {
     free(data);
 }
 
+// Reads code c of a row stored in 32-column blocks only, as layouts before the superblocks did.
+static int blocks_only_code(const uint8_t *line, int bits, int c) {
+    int i = c % 32;
+    if (bits == 4) {
+        uint8_t byte = line[(c / 32) * 16 + i % 16];
+        return i < 16 ? byte & 15 : byte >> 4;
+    }
+    const uint8_t *block = line + (c / 32) * 12;
+    int low = (block[i % 8] >> (2 * (i / 8))) & 3;
+    return low | ((block[8 + i / 8] >> (i % 8)) & 1) << 2;
+}
+
 // Saved files record the layout of their packed bytes. A file from before the key existed contains
-// 4-bit rows in 32-column blocks only, so it is converted when loaded. A layout from a newer qbias
-// is rejected rather than read as the wrong codes.
+// 4- and 3-bit rows in 32-column blocks only, so it is converted when loaded. A layout from a newer
+// qbias is rejected rather than read as the wrong codes.
 TEST(saved_packed_layout_version) {
     Model *base = qtest_load_stories();
-    Model *v = make_rtn_variant(base, "rtn:w4g128");
-    char *path = save_variant(v, "layout.gguf");
-    Model *current = model_load(path);
-    REQUIRE_MSG(current != NULL, "%s", err_msg());
+    const char *recipes[] = {"rtn:w4g128", "rtn:w3g128"};
+    for (size_t k = 0; k < ARRAY_LEN(recipes); k++) {
+        Model *v = make_rtn_variant(base, recipes[k]);
+        char *path = save_variant(v, "layout.gguf");
+        Model *current = model_load(path);
+        REQUIRE_MSG(current != NULL, "%s", err_msg());
 
-    patch_layout_key(path, 0, true);
-    Model *old = model_load(path);
-    REQUIRE_MSG(old != NULL, "%s", err_msg());
-    // The same bytes, read as layout 1: block b of a row at byte 16 b, byte i = u[i] | u[i + 16] << 4.
-    // ffn_down has 172 columns, so its rows start with a superblock in layout 2.
-    const KQuantMatrix *stored = &current->layers[0].ffn_down.packed->view;
-    const KQuantMatrix *converted = &old->layers[0].ffn_down.packed->view;
-    REQUIRE(kq_rows4_super_cols(stored) == 128);
-    int bad = 0, moved = 0;
-    for (int r = 0; r < stored->rows; r++) {
-        const uint8_t *line = stored->codes + (size_t)r * stored->stride;
-        for (int c = 0; c < stored->cols; c++) {
-            int i = c % 32;
-            uint8_t byte = line[(c / 32) * 16 + i % 16];
-            bad += kq_code(converted, r, c) != (i < 16 ? byte & 15 : byte >> 4);
-            moved += kq_code(converted, r, c) != kq_code(stored, r, c);
+        patch_layout_key(path, 0, true);
+        Model *old = model_load(path);
+        REQUIRE_MSG(old != NULL, "%s", err_msg());
+        // The same bytes, read as blocks only. ffn_down has 172 columns, so its rows start with a
+        // superblock in the current layout.
+        const KQuantMatrix *stored = &current->layers[0].ffn_down.packed->view;
+        const KQuantMatrix *converted = &old->layers[0].ffn_down.packed->view;
+        REQUIRE(kq_rows_super_cols(stored) == 128);
+        int bad = 0, moved = 0;
+        for (int r = 0; r < stored->rows; r++) {
+            const uint8_t *line = stored->codes + (size_t)r * stored->stride;
+            for (int c = 0; c < stored->cols; c++) {
+                bad += kq_code(converted, r, c) != blocks_only_code(line, stored->bits, c);
+                moved += kq_code(converted, r, c) != kq_code(stored, r, c);
+            }
         }
-    }
-    CHECK_MSG(bad == 0, "%d codes of blk.0.ffn_down.weight differ from layout 1's reading", bad);
-    CHECK_MSG(moved > 0, "layouts 1 and 2 read blk.0.ffn_down.weight the same");
-    model_free(old);
-    model_free(current);
-    free(path);
+        CHECK_MSG(bad == 0, "%s: %d codes of blk.0.ffn_down.weight differ from the blocks' reading",
+                  recipes[k], bad);
+        CHECK_MSG(moved > 0, "%s: both layouts read blk.0.ffn_down.weight the same", recipes[k]);
+        model_free(old);
+        model_free(current);
+        free(path);
 
-    path = save_variant(v, "layout.gguf");
-    patch_layout_key(path, QMATRIX_LAYOUT_VERSION + 1, false);
-    const char *needles[] = {path, "qbias.packed_layout", "newer qbias", NULL};
-    check_load_rejected(path, needles, "layout from a newer qbias");
-    free(path);
-    model_free(v);
+        path = save_variant(v, "layout.gguf");
+        patch_layout_key(path, QMATRIX_LAYOUT_VERSION + 1, false);
+        const char *needles[] = {path, "qbias.packed_layout", "newer qbias", NULL};
+        check_load_rejected(path, needles, recipes[k]);
+        free(path);
+        model_free(v);
+    }
     model_free(base);
 }
 

@@ -55,7 +55,7 @@ TEST(format_rows4_byte_positions) {
     // 480 columns: superblocks for 0 .. 383, then three 32-column blocks.
     QMatrix *m = qmatrix_new(2, 480, &f);
     REQUIRE(m != NULL);
-    CHECK_EQ_INT(kq_rows4_super_cols(&m->view), 384);
+    CHECK_EQ_INT(kq_rows_super_cols(&m->view), 384);
     CHECK_EQ_INT((int)m->view.stride, 240);
     const struct {
         int col;
@@ -77,59 +77,112 @@ TEST(format_rows4_byte_positions) {
     free(m);
 }
 
-// Files written before the superblocks (layout version 1: 32-column blocks only) load with the
-// same codes. A version this qbias does not know is rejected.
-TEST(format_payload_layout_v1_converts) {
-    const QFormat f = {4, 64, false, true, false};
-    const int rows = 3, cols = 300;
-    QMatrix *m = qmatrix_new(rows, cols, &f);
+// 3-bit KQ_ROWS codes: in a superblock, bits 3t .. 3t + 2 of the 24-bit word at byte 3 (c % 16),
+// with t = (c % 128) / 16. After the superblocks, 12-byte blocks of 32 columns.
+TEST(format_rows3_byte_positions) {
+    const QFormat f = {3, 32, true, false, false};
+    QMatrix *m = qmatrix_new(2, 480, &f);
     REQUIRE(m != NULL);
-    for (int r = 0; r < rows; r++) {
-        for (int g = 0; g < m->view.n_groups; g++) {
-            qmatrix_set_group(m, r, g, 0.25f * (float)(r + g + 1), (r + g) % 16);
-        }
+    CHECK_EQ_INT(kq_rows_super_cols(&m->view), 384);
+    CHECK_EQ_INT((int)m->view.stride, 180);
+    const struct {
+        int col;
+        int byte;     // of the 24-bit word in the row
+        uint32_t word; // its value after storing code 5 (binary 101)
+    } cases[] = {
+        {0, 0, 5},          {16, 0, 5 << 3},  {5, 15, 5},         {53, 15, 5 << 9},
+        {127, 45, 5 << 21}, {128 + 53, 63, 5 << 9}, {383, 141, 5 << 21},
+    };
+    for (size_t i = 0; i < COUNT(cases); i++) {
+        memset((void *)m->view.codes, 0, 2 * m->view.stride);
+        qmatrix_set_code(m, 1, cases[i].col, 5);
+        const uint8_t *word = m->view.codes + m->view.stride + cases[i].byte;
+        uint32_t value = (uint32_t)word[0] | (uint32_t)word[1] << 8 | (uint32_t)word[2] << 16;
+        CHECK_MSG(value == cases[i].word, "column %d: word at byte %d is 0x%06x, expected 0x%06x",
+                  cases[i].col, cases[i].byte, value, cases[i].word);
     }
 
-    // Version 1 bytes: block b of a row at 16 b, byte i = u[i] | u[i + 16] << 4.
-    const void *data = NULL;
-    size_t nbytes = 0;
-    qmatrix_payload(m, &data, &nbytes);
-    unsigned char *old = malloc(nbytes);
-    REQUIRE(old != NULL);
-    memcpy(old, data, nbytes);
-    for (int r = 0; r < rows; r++) {
-        uint8_t *line = old + (size_t)r * m->view.stride;
-        memset(line, 0, m->view.stride);
-        for (int c = 0; c < cols; c++) {
-            int u = (r * 5 + c * 11) % 16, i = c % 32;
-            line[(c / 32) * 16 + i % 16] |= (uint8_t)(i < 16 ? u : u << 4);
-        }
-    }
-
-    QMatrix *v1 = qmatrix_from_payload(rows, cols, &f, old, nbytes, 1);
-    REQUIRE(v1 != NULL);
-    int bad = 0;
-    for (int r = 0; r < rows; r++) {
-        for (int c = 0; c < cols; c++) {
-            bad += kq_code(&v1->view, r, c) != (r * 5 + c * 11) % 16;
-        }
-        for (int g = 0; g < v1->view.n_groups; g++) {
-            bad += kq_scale(&v1->view, r, g) != kq_scale(&m->view, r, g);
-            bad += kq_zero(&v1->view, r, g) != kq_zero(&m->view, r, g);
-        }
-    }
-    CHECK_MSG(bad == 0, "%d codes, scales or zero points differ after converting layout 1", bad);
-
-    // The current version is copied as it is, and unknown versions are rejected.
-    QMatrix *v2 = qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION);
-    REQUIRE(v2 != NULL);
-    CHECK(memcmp(v2->view.codes, old, (size_t)rows * m->view.stride) == 0);
-    CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION + 1) == NULL);
-    CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, 0) == NULL);
-    free(v2);
-    free(v1);
-    free(old);
+    // Column 384 + 9: block at byte 144, low bits in byte 1 (bits 2-3), high bit in byte 9 (bit 1).
+    memset((void *)m->view.codes, 0, 2 * m->view.stride);
+    qmatrix_set_code(m, 1, 384 + 9, 5);
+    const uint8_t *block = m->view.codes + m->view.stride + 144;
+    CHECK_EQ_INT(block[1], 1 << 2);
+    CHECK_EQ_INT(block[9], 1 << 1);
     free(m);
+}
+
+// Writes code u of column c into a row stored in 32-column blocks only, as layouts before the
+// superblocks did (4-bit before version 2, 3-bit before version 3).
+static void set_blocks_only_code(uint8_t *line, int bits, int c, int u) {
+    int i = c % 32;
+    if (bits == 4) {
+        line[(c / 32) * 16 + i % 16] |= (uint8_t)(i < 16 ? u : u << 4);
+        return;
+    }
+    uint8_t *block = line + (c / 32) * 12;
+    block[i % 8] |= (uint8_t)((u & 3) << (2 * (i / 8)));
+    block[8 + i / 8] |= (uint8_t)(((u >> 2) & 1) << (i % 8));
+}
+
+// Files written before the superblocks load with the same codes: 4-bit rows of layout 1 and 3-bit
+// rows of layouts 1 and 2 are converted. A version this qbias does not know is rejected.
+TEST(format_payload_old_layouts_convert) {
+    const struct {
+        int bits, version;
+    } cases[] = {{4, 1}, {3, 1}, {3, 2}};
+    for (size_t k = 0; k < COUNT(cases); k++) {
+        const int bits = cases[k].bits, levels = 1 << bits;
+        const QFormat f = {bits, 64, false, true, false};
+        const int rows = 3, cols = 300;
+        QMatrix *m = qmatrix_new(rows, cols, &f);
+        REQUIRE(m != NULL);
+        for (int r = 0; r < rows; r++) {
+            for (int g = 0; g < m->view.n_groups; g++) {
+                qmatrix_set_group(m, r, g, 0.25f * (float)(r + g + 1), (r + g) % levels);
+            }
+        }
+
+        // The payload with its codes in 32-column blocks only.
+        const void *data = NULL;
+        size_t nbytes = 0;
+        qmatrix_payload(m, &data, &nbytes);
+        unsigned char *old = malloc(nbytes);
+        REQUIRE(old != NULL);
+        memcpy(old, data, nbytes);
+        for (int r = 0; r < rows; r++) {
+            uint8_t *line = old + (size_t)r * m->view.stride;
+            memset(line, 0, m->view.stride);
+            for (int c = 0; c < cols; c++) {
+                set_blocks_only_code(line, bits, c, (r * 5 + c * 11) % levels);
+            }
+        }
+
+        QMatrix *converted = qmatrix_from_payload(rows, cols, &f, old, nbytes, cases[k].version);
+        REQUIRE(converted != NULL);
+        int bad = 0;
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                bad += kq_code(&converted->view, r, c) != (r * 5 + c * 11) % levels;
+            }
+            for (int g = 0; g < converted->view.n_groups; g++) {
+                bad += kq_scale(&converted->view, r, g) != kq_scale(&m->view, r, g);
+                bad += kq_zero(&converted->view, r, g) != kq_zero(&m->view, r, g);
+            }
+        }
+        CHECK_MSG(bad == 0, "W%d layout %d: %d codes, scales or zero points differ after converting",
+                  bits, cases[k].version, bad);
+
+        // The current version is copied as it is, and unknown versions are rejected.
+        QMatrix *current = qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION);
+        REQUIRE(current != NULL);
+        CHECK(memcmp(current->view.codes, old, (size_t)rows * m->view.stride) == 0);
+        CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, QMATRIX_LAYOUT_VERSION + 1) == NULL);
+        CHECK(qmatrix_from_payload(rows, cols, &f, old, nbytes, 0) == NULL);
+        free(current);
+        free(converted);
+        free(old);
+        free(m);
+    }
 }
 
 TEST(format_scales_and_zeros_round_trip) {
