@@ -125,7 +125,8 @@ static QMatrix *random_qmatrix(int rows, int cols, const QFormat *f, uint32_t se
 }
 
 // Formats covering each container, symmetric and zero point, fp16 and fp32 scales, and groups of
-// 32, 64, 128 and whole rows.
+// 32, 64, 128 and whole rows. The weight-only kernels have one instance per container and kind
+// of scale and zero point, so the 4- and 3-bit formats cover all four kinds.
 static const QFormat a8_formats[] = {
     {8, 128, true, false, true}, {8, 32, false, true, true}, {8, 0, true, true, true},
     {4, 128, true, true, true},  {4, 64, false, false, true}, {4, 0, false, false, true},
@@ -135,6 +136,7 @@ static const QFormat a16_formats[] = {
     {8, 128, true, false, false}, {8, 0, false, true, false}, {4, 128, true, true, false},
     {4, 32, false, false, false}, {4, 0, true, false, false},  {3, 128, true, false, false},
     {3, 64, false, true, false},  {3, 0, false, false, false}, {2, 32, true, false, false},
+    {4, 64, false, true, false},  {3, 32, true, true, false},
 };
 
 static const int q_shapes[][3] = {
