@@ -216,7 +216,11 @@ static void qgemm_a8(const KernelTable *table, const KQuantMatrix *w, const floa
                      int m, int ldy, int threads) {
     KActs *a = kacts_new(w, m);
     int n_token_blocks = (m + QUANTIZE_TOKEN_BLOCK - 1) / QUANTIZE_TOKEN_BLOCK;
-#pragma omp parallel for schedule(static) num_threads(threads) if (n_token_blocks > 1)
+    // A product small enough to run on one thread is quantized on it too. Each parallel region
+    // can cost milliseconds when a thread's virtual CPU has been descheduled (docs/benchmarks.md),
+    // and 14 of them made a 64-token prefill of a 2-layer model 200 times slower than 1 thread.
+    bool serial = threads == 1 || (double)m * w->rows * w->cols < SERIAL_MACS;
+#pragma omp parallel for schedule(static) num_threads(threads) if (n_token_blocks > 1 && !serial)
     for (int b = 0; b < n_token_blocks; b++) {
         int i0 = b * QUANTIZE_TOKEN_BLOCK;
         KActs slice = kacts_slice(a, i0, m - i0 < QUANTIZE_TOKEN_BLOCK ? m - i0 : QUANTIZE_TOKEN_BLOCK);
@@ -225,7 +229,6 @@ static void qgemm_a8(const KernelTable *table, const KQuantMatrix *w, const floa
 
     int n_tiles = (w->rows + KQ_TILE_ROWS - 1) / KQ_TILE_ROWS;
     int n_blocks = (n_tiles + A8_TILE_BLOCK - 1) / A8_TILE_BLOCK;
-    bool serial = threads == 1 || (double)m * w->rows * w->cols < SERIAL_MACS;
 #pragma omp parallel for schedule(static) num_threads(threads) if (!serial)
     for (int b = 0; b < n_blocks; b++) {
         int t0 = b * A8_TILE_BLOCK;
