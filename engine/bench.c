@@ -14,8 +14,11 @@
 
 #include "../kernels/half.h"
 #include "../kernels/kernels.h"
+#include "../quant/spec_methods.h"
 #include "forward.h"
+#include "resolver.h"
 #include "util.h"
+#include "variants.h"
 
 // ----------------------------------------------------------------------------
 // Options, formats and model shapes
@@ -59,6 +62,8 @@ typedef struct {
     const char *shapes;       // "NxK,NxK", "none"
     const char *formats;      // names from all_formats, comma-separated, or "all"
     const char *models;       // names from all_shapes, comma-separated, or "none"
+    bool models_given;        // --models was on the command line
+    const char *model_file;   // --model: a GGUF file, Hugging Face folder or bundled name, or NULL
     bool quantize_head;
     int prefill_tokens;
     int decode_tokens;
@@ -77,6 +82,11 @@ static const char usage[] =
     "                     (default: 4096x14336,14336x4096,896x4864,2048x8192)\n"
     "  --models LIST      smollm2-135m, qwen2.5-0.5b, llama-3.2-1b, llama-3.1-8b, tiny, or none\n"
     "                     (default: qwen2.5-0.5b)\n"
+    "  --model PATH       time this model instead of random ones: a GGUF file, a Hugging Face\n"
+    "                     folder or a bundled name (stories260K); each packed format is its RTN\n"
+    "                     recipe (w4a8 with G = 128 and fp16 scales is rtn:w4g128a8-f16), f32\n"
+    "                     the matrices as stored (the row shows their type, e.g. f16); the\n"
+    "                     head stays as stored\n"
     "  --group G          columns per group of the packed formats: a multiple of 32, or 0 for\n"
     "                     one group per row (default: 128)\n"
     "  --fp32-scales      store scales in fp32 (default: fp16)\n"
@@ -178,6 +188,9 @@ static int parse_options(int argc, char **argv, BenchOptions *o) {
             o->shapes = value;
         } else if (strcmp(a, "--models") == 0) {
             o->models = value;
+            o->models_given = true;
+        } else if (strcmp(a, "--model") == 0) {
+            o->model_file = value;
         } else if (strcmp(a, "--group") == 0) {
             rc = parse_int_arg(a, value, 0, 1 << 20, &o->group);
             if (rc == 0 && o->group % KQ_BLOCK_COLS != 0) {
@@ -215,6 +228,14 @@ static int parse_options(int argc, char **argv, BenchOptions *o) {
     if (check_list("--formats", o->formats, format_names, (int)ARRAY_LEN(all_formats)) < 0 ||
         check_list("--models", o->models, model_names, (int)ARRAY_LEN(all_shapes)) < 0) {
         return -1;
+    }
+    if (o->model_file && (o->models_given || o->quantize_head || o->write_gguf)) {
+        return err_set("--model times one model file and cannot be combined with --models, "
+                       "--quantize-head (the recipes keep a real model's head as stored) or "
+                       "--write-gguf");
+    }
+    if (o->model_file) {
+        o->models = "none";
     }
     if (o->write_gguf && (!o->tokenizer_from || strchr(o->models, ',') ||
                           strcmp(o->models, "all") == 0 || strcmp(o->models, "none") == 0)) {
@@ -519,8 +540,11 @@ static int bench_shape(int rows, int cols, const BenchFormat *f, const BenchOpti
 // End-to-end models
 
 typedef struct {
-    const ModelShape *shape;
+    const char *model;       // a shape's name, or the --model argument
     const BenchFormat *format;
+    const char *format_name; // the format's, or for --model's unpacked row the stored type (f16)
+    const char *embeddings_type; // storage of the embeddings: "f32" in random models
+    const char *head_type;       // of the head: "f32" or the --quantize-head format in random models
     bool skipped;         // the model does not fit in memory
     double weight_bytes;  // every matrix the decode of one token reads (blocks and head)
     double total_bytes;   // the model in memory, embeddings included
@@ -634,28 +658,15 @@ static long available_memory_bytes(void) {
     return pages > 0 && page > 0 ? pages * page : -1;
 }
 
-// Runs one prefill of prefill_tokens and a decode of decode_tokens (each from an empty cache, as
-// llama-bench's pp and tg tests do); logits are computed for the last prompt token and for every
-// decoded token.
-static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOptions *o,
-                       const BandwidthProbe *probe, ModelResult *r) {
-    *r = (ModelResult){.shape = s, .format = f};
-    model_bytes(s, f, o, &r->weight_bytes, &r->total_bytes);
-    long available = available_memory_bytes();
-    if (available > 0 && r->total_bytes > 0.85 * (double)available) {
-        log_warn("bench: %s in %s needs %.1f GB but %.1f GB are available; skipped", s->name,
-                 f->name, r->total_bytes / 1e9, (double)available / 1e9);
-        r->skipped = true;
-        return 0;
-    }
-    Model *m = random_model(s, f, o);
-    if (!m) {
-        return -1;
-    }
+// Runs one prefill of prefill_tokens and a decode of decode_tokens on m (each from an empty cache,
+// as llama-bench's pp and tg tests do) and stores their speeds and the bandwidth in r. Logits are
+// computed for the last prompt token and for every decoded token.
+static int time_model(const Model *m, const BenchOptions *o, const BandwidthProbe *probe,
+                      ModelResult *r) {
+    const ModelConfig *c = &m->config;
     int n_ctx = o->prefill_tokens > o->decode_tokens ? o->prefill_tokens : o->decode_tokens;
-    KVCache *kv = kv_cache_new(&m->config, 1, n_ctx);
+    KVCache *kv = kv_cache_new(c, 1, n_ctx);
     if (!kv) {
-        bench_model_free(m);
         return -1;
     }
     int n = o->prefill_tokens;
@@ -663,11 +674,11 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
     int *seq = xcalloc((size_t)n, sizeof(int));
     uint64_t state = 5;
     for (int i = 0; i < n; i++) {
-        tokens[i] = (int)(next_random(&state) % (uint64_t)s->n_vocab);
+        tokens[i] = (int)(next_random(&state) % (uint64_t)c->n_vocab);
         pos[i] = i;
     }
-    float *hidden = xmalloc((size_t)n * (size_t)s->n_embd * sizeof(float));
-    float *logits = xmalloc((size_t)s->n_vocab * sizeof(float));
+    float *hidden = xmalloc((size_t)n * (size_t)c->n_embd * sizeof(float));
+    float *logits = xmalloc((size_t)c->n_vocab * sizeof(float));
     int rc = 0;
 
     // Prefill: one batch of n tokens.
@@ -675,7 +686,7 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
     double t0 = now_seconds();
     rc = model_forward(m, kv, &batch, hidden);
     if (rc == 0) {
-        model_logits(m, hidden + (size_t)(n - 1) * s->n_embd, 1, logits);
+        model_logits(m, hidden + (size_t)(n - 1) * c->n_embd, 1, logits);
         r->prefill_tok_s = n / (now_seconds() - t0);
     }
 
@@ -690,7 +701,7 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
         rc = model_forward(m, kv, &one, hidden);
         model_logits(m, hidden, 1, logits);
         int best = 0;
-        for (int v = 1; v < s->n_vocab; v++) {
+        for (int v = 1; v < c->n_vocab; v++) {
             best = logits[v] > logits[best] ? v : best;
         }
         token = best;
@@ -705,8 +716,151 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
     free(hidden);
     free(logits);
     kv_cache_free(kv);
+    return rc;
+}
+
+// Times a random model of shape s built directly in format f.
+static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOptions *o,
+                       const BandwidthProbe *probe, ModelResult *r) {
+    *r = (ModelResult){.model = s->name,
+                       .format = f,
+                       .format_name = f->name,
+                       .embeddings_type = "f32",
+                       .head_type = o->quantize_head ? f->name : "f32"};
+    model_bytes(s, f, o, &r->weight_bytes, &r->total_bytes);
+    long available = available_memory_bytes();
+    if (available > 0 && r->total_bytes > 0.85 * (double)available) {
+        log_warn("bench: %s in %s needs %.1f GB but %.1f GB are available; skipped", s->name,
+                 f->name, r->total_bytes / 1e9, (double)available / 1e9);
+        r->skipped = true;
+        return 0;
+    }
+    Model *m = random_model(s, f, o);
+    if (!m) {
+        return -1;
+    }
+    int rc = time_model(m, o, probe, r);
     bench_model_free(m);
     return rc;
+}
+
+// ----------------------------------------------------------------------------
+// A model file (--model)
+
+// The block matrices of layer l.
+static void layer_weights(const Model *m, int l, const Weight *weights[7]) {
+    const Layer *layer = &m->layers[l];
+    const Weight *all[7] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
+                            &layer->ffn_gate, &layer->ffn_up, &layer->ffn_down};
+    memcpy(weights, all, sizeof all);
+}
+
+// Bytes of m's matrices that one decoded token reads (blocks and head), and of all its matrices
+// (embeddings included, a tied head once).
+static void loaded_model_bytes(const Model *m, double *read_per_token, double *total) {
+    double blocks = 0;
+    for (int l = 0; l < m->config.n_layer; l++) {
+        const Weight *weights[7];
+        layer_weights(m, l, weights);
+        for (int i = 0; i < 7; i++) {
+            blocks += (double)weight_nbytes(weights[i]);
+        }
+    }
+    double head = (double)weight_nbytes(&m->output);
+    double embeddings = (double)weight_nbytes(&m->token_embd);
+    *read_per_token = blocks + head;
+    *total = blocks + embeddings + (m->output.data == m->token_embd.data ? 0 : head);
+}
+
+// The recipe that packs a real model in format f: round-to-nearest with the bench's group and
+// scales, e.g. rtn:w4g128a8-f16.
+static void format_recipe(const BenchFormat *f, const BenchOptions *o, char *text, size_t size) {
+    char group[24] = "c";
+    if (o->group > 0) {
+        snprintf(group, sizeof group, "g%d", o->group);
+    }
+    snprintf(text, size, "rtn:w%d%s%s%s", f->bits, group, f->int8_acts ? "a8" : "",
+             o->fp16_scales ? "-f16" : "");
+}
+
+// Times the --model base in format f: the base itself for f32, else its RTN variant.
+static int bench_file_model(const Model *base, const BenchFormat *f, const BenchOptions *o,
+                            const BandwidthProbe *probe, ModelResult *r) {
+    *r = (ModelResult){.model = o->model_file,
+                       .format = f,
+                       .format_name = f->name,
+                       .embeddings_type = ggml_type_name(base->token_embd.type),
+                       .head_type = base->output.packed ? "packed" : ggml_type_name(base->output.type)};
+    if (f->bits == 0) {
+        // The blocks as stored, which for F16 or BF16 files is not f32.
+        r->format_name = ggml_type_name(base->layers[0].attn_q.type);
+        loaded_model_bytes(base, &r->weight_bytes, &r->total_bytes);
+        return time_model(base, o, probe, r);
+    }
+
+    // The packed matrices must fit next to the base model (already loaded).
+    double packed = 0;
+    QFormat format = bench_qformat(f, o);
+    for (int l = 0; l < base->config.n_layer; l++) {
+        const Weight *weights[7];
+        layer_weights(base, l, weights);
+        for (int i = 0; i < 7; i++) {
+            if (weights[i]->rows > 0) {
+                packed += qformat_bits_per_weight(&format, weights[i]->rows, weights[i]->cols) / 8 *
+                          weights[i]->rows * weights[i]->cols;
+            }
+        }
+    }
+    long available = available_memory_bytes();
+    if (available > 0 && packed > 0.85 * (double)available) {
+        log_warn("bench: %s in %s needs %.1f GB more but %.1f GB are available; skipped",
+                 o->model_file, f->name, packed / 1e9, (double)available / 1e9);
+        loaded_model_bytes(base, &r->weight_bytes, &r->total_bytes);
+        r->skipped = true;
+        return 0;
+    }
+
+    char text[64];
+    format_recipe(f, o, text, sizeof text);
+    QuantRecipe recipe;
+    char error[512];
+    if (quant_recipe_parse(text, &recipe, error, sizeof error) != 0) {
+        return err_set("bench: the recipe %s of format %s is invalid (%s)", text, f->name, error);
+    }
+    VariantOptions vo;
+    variant_options_default(&vo);
+    Model *variant = variant_build(base, &recipe, &vo, NULL, NULL);
+    if (!variant) {
+        return -1;
+    }
+    loaded_model_bytes(variant, &r->weight_bytes, &r->total_bytes);
+    int rc = time_model(variant, o, probe, r);
+    model_free(variant);
+    return rc;
+}
+
+// Opens --model as the other commands do: a Hugging Face folder, or a GGUF file or bundled name
+// that the resolver finds. Only an unquantized model can be timed in every format.
+static Model *open_bench_model(const char *arg) {
+    Resolver *resolver = resolver_new(NULL);
+    char *path = dir_exists(arg) ? xstrdup(arg) : resolver_find_model(resolver, arg);
+    resolver_free(resolver);
+    if (!path) {
+        return NULL;
+    }
+    Model *m = model_open(path);
+    free(path);
+    if (!m) {
+        return NULL;
+    }
+    if (strcmp(m->variant, "fp32") != 0) {
+        err_set("--model %s: this file holds the quantized variant %s, which bench cannot pack "
+                "again; give the unquantized model it was made from",
+                arg, m->variant);
+        model_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 // ----------------------------------------------------------------------------
@@ -872,10 +1026,18 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
     }
 
     if (b->n_model_results > 0) {
-        printf("\nend to end (random weights; embeddings fp32; output head %s; prefill %d tokens, "
-               "decode %d tokens, each from an empty cache)\n",
-               o->quantize_head ? "in the measured format" : "fp32", o->prefill_tokens,
-               o->decode_tokens);
+        if (o->model_file) {
+            const ModelResult *r = &b->model_results[0];
+            printf("\nend to end (%s; packed formats are RTN variants; embeddings %s; output head "
+                   "%s; prefill %d tokens, decode %d tokens, each from an empty cache)\n",
+                   o->model_file, r->embeddings_type, r->head_type, o->prefill_tokens,
+                   o->decode_tokens);
+        } else {
+            printf("\nend to end (random weights; embeddings fp32; output head %s; prefill %d "
+                   "tokens, decode %d tokens, each from an empty cache)\n",
+                   o->quantize_head ? "in the measured format" : "fp32", o->prefill_tokens,
+                   o->decode_tokens);
+        }
         printf("%-14s %-6s %9s %9s %14s %13s %8s %15s %8s\n", "model", "format", "size GB",
                "read/tok", "prefill tok/s", "decode tok/s", "BW GB/s", "roofline tok/s",
                "of roof");
@@ -883,12 +1045,12 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
             const ModelResult *r = &b->model_results[i];
             if (r->skipped) {
                 printf("%-14s %-6s %9.2f  skipped: does not fit in the available memory\n",
-                       r->shape->name, r->format->name, r->total_bytes / 1e9);
+                       r->model, r->format_name, r->total_bytes / 1e9);
                 continue;
             }
             double roofline = r->bandwidth / r->weight_bytes;
-            printf("%-14s %-6s %9.2f %8.2fG %14.1f %13.1f %8.1f %15.1f %8.2f\n", r->shape->name,
-                   r->format->name, r->total_bytes / 1e9, r->weight_bytes / 1e9, r->prefill_tok_s,
+            printf("%-14s %-6s %9.2f %8.2fG %14.1f %13.1f %8.1f %15.1f %8.2f\n", r->model,
+                   r->format_name, r->total_bytes / 1e9, r->weight_bytes / 1e9, r->prefill_tok_s,
                    r->decode_tok_s, r->bandwidth / 1e9, roofline, r->decode_tok_s / roofline);
         }
     }
@@ -938,10 +1100,10 @@ static void print_json(const BenchReport *b, const BenchOptions *o) {
     for (int i = 0; i < b->n_model_results; i++) {
         const ModelResult *r = &b->model_results[i];
         cJSON *item = cJSON_CreateObject();
-        cJSON_AddStringToObject(item, "model", r->shape->name);
-        cJSON_AddStringToObject(item, "format", r->format->name);
-        cJSON_AddStringToObject(item, "embeddings", "f32");
-        cJSON_AddStringToObject(item, "head", o->quantize_head ? r->format->name : "f32");
+        cJSON_AddStringToObject(item, "model", r->model);
+        cJSON_AddStringToObject(item, "format", r->format_name);
+        cJSON_AddStringToObject(item, "embeddings", r->embeddings_type);
+        cJSON_AddStringToObject(item, "head", r->head_type);
         cJSON_AddNumberToObject(item, "size_gb", r->total_bytes / 1e9);
         cJSON_AddNumberToObject(item, "read_per_token_gb", r->weight_bytes / 1e9);
         cJSON_AddBoolToObject(item, "skipped", r->skipped);
@@ -1042,7 +1204,21 @@ int bench_main(int argc, char **argv) {
         }
     }
 
-    b.model_results = xcalloc(ARRAY_LEN(all_shapes) * ARRAY_LEN(all_formats), sizeof(ModelResult));
+    b.model_results = xcalloc((ARRAY_LEN(all_shapes) + 1) * ARRAY_LEN(all_formats), sizeof(ModelResult));
+    Model *file_model = NULL;
+    if (o.model_file && rc == 0) {
+        log_info("bench: loading %s", o.model_file);
+        file_model = open_bench_model(o.model_file);
+        rc = file_model ? 0 : -1;
+    }
+    for (size_t f = 0; f < ARRAY_LEN(all_formats) && file_model && rc == 0; f++) {
+        if (list_has(o.formats, all_formats[f].name)) {
+            log_info("bench: %s %s", o.model_file, all_formats[f].name);
+            rc = bench_file_model(file_model, &all_formats[f], &o, &probe,
+                                  &b.model_results[b.n_model_results++]);
+        }
+    }
+    model_free(file_model);
     for (size_t s = 0; s < ARRAY_LEN(all_shapes) && rc == 0; s++) {
         if (strcmp(o.models, "all") != 0 && !list_has(o.models, all_shapes[s].name)) {
             continue;

@@ -7,18 +7,24 @@
 
 #include "../engine/bench.h"
 #include "../engine/forward.h"
+#include "../engine/quantize.h"
 #include "../engine/util.h"
 #include "test.h"
 
 // Runs bench_main with the arguments, stdout going to a file; returns the exit status and the
-// output in *out (caller frees).
+// output in *out (caller frees). The file's folder is cleared on the first call only (each test
+// runs in its own process), so that files a test writes there between calls stay.
 static int run_bench(const char *const *args, int n_args, char **out) {
     char *argv[32];
     argv[0] = "bench";
     for (int i = 0; i < n_args; i++) {
         argv[i + 1] = (char *)args[i];
     }
-    char *path = path_join(test_tmp_dir(), "bench.out");
+    static char *folder = NULL;
+    if (!folder) {
+        folder = xstrdup(test_tmp_dir());
+    }
+    char *path = path_join(folder, "bench.out");
     fflush(stdout);
     int saved = dup(1);
     REQUIRE(freopen(path, "w", stdout) != NULL);
@@ -171,4 +177,80 @@ TEST(bench_writes_loadable_gguf) {
     CHECK(run_bench(missing, (int)ARRAY_LEN(missing), &out) == 2);
     free(out);
     free(path);
+}
+
+// --model times a real model: the file as loaded for f32 and its RTN variant for each packed
+// format, which reads fewer bytes per token.
+TEST(bench_times_a_model_file) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    const char *args[] = {"--threads", "1",  "--seconds", "0.01",        "--shapes", "none",
+                          "--model",   model, "--formats", "f32,w4a8,w3a16", "--prefill", "8",
+                          "--decode",  "2",  "--json"};
+    char *out = NULL;
+    REQUIRE(run_bench(args, (int)ARRAY_LEN(args), &out) == 0);
+    cJSON *root = cJSON_Parse(out);
+    REQUIRE_MSG(root != NULL, "bench --json printed invalid JSON: %.200s", out);
+    const cJSON *models = cJSON_GetObjectItem(root, "models");
+    REQUIRE(cJSON_GetArraySize(models) == 3);
+
+    const char *formats[] = {"f32", "w4a8", "w3a16"};
+    double read[3];
+    for (int i = 0; i < 3; i++) {
+        const cJSON *item = cJSON_GetArrayItem(models, i);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "model")), model);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "format")), formats[i]);
+        CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(item, "head")), "f32");
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "prefill_tok_s")) > 0);
+        CHECK(cJSON_GetNumberValue(cJSON_GetObjectItem(item, "decode_tok_s")) > 0);
+        read[i] = cJSON_GetNumberValue(cJSON_GetObjectItem(item, "read_per_token_gb"));
+    }
+    // stories260K: 5 layers of 7 matrices (0.23 M weights in all) and a separate 512 x 64 head.
+    CHECK(read[0] > 0);
+    CHECK_MSG(read[1] < 0.5 * read[0], "w4a8 reads %g GB per token, fp32 %g", read[1], read[0]);
+    CHECK_MSG(read[2] < read[1], "w3a16 reads %g GB per token, w4a8 %g", read[2], read[1]);
+    cJSON_Delete(root);
+    free(out);
+}
+
+// --model cannot be combined with the random models' options, and a model that cannot be
+// opened, or is already quantized, is an error that names it.
+TEST(bench_model_file_errors) {
+    const char *model = test_shared_path("models/stories260K/stories260K.gguf");
+    const char *combined[][4] = {
+        {"--model", model, "--models", "tiny"},
+        {"--model", model, "--quantize-head", "--json"},
+        {"--model", model, "--write-gguf", "x.gguf"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(combined); i++) {
+        char *out = NULL;
+        CHECK_MSG(run_bench(combined[i], 4, &out) == 2, "%s %s was accepted", combined[i][2],
+                  combined[i][3]);
+        free(out);
+    }
+
+    char *missing = path_join(test_tmp_dir(), "no-such-model.gguf");
+    const char *args[] = {"--threads", "1", "--seconds", "0.01", "--shapes", "none", "--model", missing};
+    char *out = NULL;
+    CHECK(run_bench(args, (int)ARRAY_LEN(args), &out) == 1);
+    free(out);
+    CHECK_MSG(strstr(err_msg(), "no-such-model.gguf") != NULL, "error '%s' lacks the path", err_msg());
+
+    // A saved variant contains packed matrices that bench would have to pack again.
+    Model *base = model_load(model);
+    REQUIRE(base != NULL);
+    QuantRecipe recipe;
+    char error[256];
+    REQUIRE(quant_recipe_parse("rtn:w4g128", &recipe, error, sizeof error) == 0);
+    Model *variant = model_make_quantized(base, &recipe, NULL, NULL);
+    REQUIRE_MSG(variant != NULL, "%s", err_msg());
+    char *saved = path_join(test_tmp_dir(), "w4.gguf");
+    REQUIRE_OK(model_save_gguf(variant, saved, NULL));
+    args[7] = saved;
+    CHECK(run_bench(args, (int)ARRAY_LEN(args), &out) == 1);
+    free(out);
+    CHECK_MSG(strstr(err_msg(), "rtn:w4g128") != NULL, "error '%s' lacks the recipe", err_msg());
+    model_free(variant);
+    model_free(base);
+    free(saved);
+    free(missing);
 }
