@@ -448,6 +448,18 @@ static void print_model_info(const Model *m) {
             printf("  %s: %.17g\n", key + 12, number);
         }
     }
+    // The byte layout of its packed matrices (quant/format.h); model_load converts older ones.
+    int64_t layout = 1;
+    if (saved && strcmp(m->variant, "fp32") != 0 &&
+        gguf_get_int(saved, "qbias.packed_layout", &layout) >= 0) {
+        if (layout < QMATRIX_LAYOUT_VERSION) {
+            printf("  packed layout: %lld, converted to %d on every load; run qbias quantize "
+                   "again to store layout %d\n",
+                   (long long)layout, QMATRIX_LAYOUT_VERSION, QMATRIX_LAYOUT_VERSION);
+        } else {
+            printf("  packed layout: %lld\n", (long long)layout);
+        }
+    }
     char q_type[64], down_type[64];
     printf("weights as stored: %s (attn_q), %s (ffn_down), %s (token_embd)\n",
            weight_type_text(&m->layers[0].attn_q, q_type, sizeof q_type),

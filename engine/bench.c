@@ -121,6 +121,12 @@ static int check_list(const char *option, const char *list, const char *const *n
     if (strcmp(list, "all") == 0 || strcmp(list, "none") == 0) {
         return 0;
     }
+    // strtok skips empty items, so an empty list or a doubled comma would go unnoticed.
+    size_t len = strlen(list);
+    if (len == 0 || list[0] == ',' || list[len - 1] == ',' || strstr(list, ",,")) {
+        return err_set("%s: empty name in '%s'; give names separated by single commas, or none",
+                       option, list);
+    }
     char *copy = xstrdup(list);
     int rc = 0;
     for (char *item = strtok(copy, ","); item && rc == 0; item = strtok(NULL, ",")) {
@@ -172,6 +178,10 @@ static int parse_options(int argc, char **argv, BenchOptions *o) {
         } else if (strcmp(a, "--quantize-head") == 0) {
             o->quantize_head = true;
             takes_value = false;
+        } else if (strncmp(a, "--", 2) != 0) {
+            return err_set("unexpected argument '%s' (options start with --, and --json, "
+                           "--fp32-scales and --quantize-head take no value)\n%s",
+                           a, usage);
         } else if (!value) {
             return err_set("%s: missing value, or unknown option\n%s", a, usage);
         } else if (strcmp(a, "--threads") == 0) {
@@ -1010,8 +1020,9 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
         printf("\nkernels (%s, %s scales, symmetric; GEMV rotates copies over >= 4x the LLC; "
                "GEMM has %d rows)\n",
                group, o->fp16_scales ? "fp16" : "fp32", o->gemm_rows);
-        printf("%-12s %-6s %8s %7s %10s %8s %7s %10s %8s\n", "shape", "format", "bits/w",
+        printf("%-12s %-6s %8s %7s %10s %8s %7s  %10s %8s\n", "shape", "format", "bits/w",
                "copies", "GEMV GB/s", "BW GB/s", "of BW", "GEMM GOPS", "of peak");
+        bool any_capped = false;
         for (int i = 0; i < b->n_kernel_results; i++) {
             const KernelResult *r = &b->kernel_results[i];
             char shape[32];
@@ -1019,9 +1030,17 @@ static void print_table(const BenchReport *b, const BenchOptions *o) {
             double gbs = r->bytes / r->gemv_seconds;
             double gops = 2.0 * o->gemm_rows * r->rows * r->cols / r->gemm_seconds;
             double peak = r->format->int8_acts ? b->peak_int8 : b->peak_fp32;
-            printf("%-12s %-6s %8.3f %7d %10.1f %8.1f %7.2f %10.1f %8.2f\n", shape,
+            bool capped = r->copies * r->bytes < 4.0 * (double)last_level_cache_bytes();
+            any_capped = any_capped || capped;
+            printf("%-12s %-6s %8.3f %7d %10.1f %8.1f %7.2f%s %10.1f %8.2f\n", shape,
                    r->format->name, r->bytes * 8 / ((double)r->rows * r->cols), r->copies,
-                   gbs / 1e9, r->bandwidth / 1e9, gbs / r->bandwidth, gops / 1e9, gops / peak);
+                   gbs / 1e9, r->bandwidth / 1e9, gbs / r->bandwidth, capped ? "*" : " ",
+                   gops / 1e9, gops / peak);
+        }
+        if (any_capped) {
+            printf("* marks a matrix whose %d copies total less than 4x the LLC: part of its reads "
+                   "may come from the cache\n",
+                   MAX_COPIES);
         }
     }
 
@@ -1088,6 +1107,8 @@ static void print_json(const BenchReport *b, const BenchOptions *o) {
         cJSON_AddStringToObject(item, "format", r->format->name);
         cJSON_AddNumberToObject(item, "bits_per_weight", r->bytes * 8 / ((double)r->rows * r->cols));
         cJSON_AddNumberToObject(item, "copies", r->copies);
+        cJSON_AddBoolToObject(item, "copies_below_4x_llc",
+                              r->copies * r->bytes < 4.0 * (double)last_level_cache_bytes());
         cJSON_AddNumberToObject(item, "gemv_gb_s", gbs / 1e9);
         cJSON_AddNumberToObject(item, "bandwidth_gb_s", r->bandwidth / 1e9);
         cJSON_AddNumberToObject(item, "gemv_of_bandwidth", gbs / r->bandwidth);

@@ -174,8 +174,10 @@ static int read_array(Cursor *c, GGUFValue *v, const char *key, int depth) {
         }
         v->arr.strings = xmalloc((size_t)n * sizeof(GGUFString));
         for (uint64_t i = 0; i < n; i++) {
-            if (cursor_string(c, &v->arr.strings[i], key) != 0) {
-                return err_prefix("element %llu", (unsigned long long)i);
+            char what[320];
+            snprintf(what, sizeof what, "element %llu of key '%s'", (unsigned long long)i, key);
+            if (cursor_string(c, &v->arr.strings[i], what) != 0) {
+                return -1;
             }
         }
         return 0;

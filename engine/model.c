@@ -296,6 +296,31 @@ static int read_config(const GGUFFile *f, ModelConfig *c) {
 // ----------------------------------------------------------------------------
 // Tensors
 
+// Reads the file's packed layout version (quant/format.h) into *layout: the key
+// qbias.packed_layout, or 1 when it is absent (files written before it existed, converted when
+// loaded). Returns -1 with an error for a value this qbias cannot read.
+static int packed_layout(const GGUFFile *f, int *layout) {
+    int64_t value = 1;
+    int found = gguf_get_int(f, "qbias.packed_layout", &value);
+    if (found < 0) {
+        return -1;
+    }
+    if (value > QMATRIX_LAYOUT_VERSION) {
+        return err_set("%s: its key qbias.packed_layout is %lld, but this qbias reads packed "
+                       "layouts 1 to %d; a newer qbias wrote it, so use that version or quantize "
+                       "the model again",
+                       f->path, (long long)value, QMATRIX_LAYOUT_VERSION);
+    }
+    if (value < 1) {
+        return err_set("%s: its key qbias.packed_layout is %lld, which is invalid (layouts are "
+                       "numbered 1 to %d); the file is damaged or was edited, so quantize the "
+                       "model again",
+                       f->path, (long long)value, QMATRIX_LAYOUT_VERSION);
+    }
+    *layout = (int)value;
+    return 0;
+}
+
 // Reads a packed matrix written by model_save_gguf: the payload in the tensor, its shape and
 // format in the key qbias.packed.<name>. The matrix is copied into an owned allocation.
 static int bind_packed(const GGUFFile *f, const GGUFTensor *t, int rows, int cols, Weight *w) {
@@ -342,24 +367,22 @@ static int bind_packed(const GGUFFile *f, const GGUFTensor *t, int rows, int col
                        f->path, t->name, key, bad);
     }
 
-    // Files written before the key existed hold layout version 1, which is converted.
-    int64_t layout = 1;
-    int found = gguf_get_int(f, "qbias.packed_layout", &layout);
-    if (found < 0) {
+    if (t->n_dims != 1) {
+        return err_set("%s: packed tensor '%s' has %u dimensions, but packed tensors are stored "
+                       "as one dimension of bytes; the file is damaged, so quantize the model "
+                       "again",
+                       f->path, t->name, t->n_dims);
+    }
+    int layout = 0;
+    if (packed_layout(f, &layout) < 0) {
         return -1;
     }
-    if (found == 1 && (layout < 1 || layout > QMATRIX_LAYOUT_VERSION)) {
-        return err_set("%s: its key qbias.packed_layout is %lld, but this qbias reads packed "
-                       "layouts 1 to %d; a newer qbias wrote it, so use that version or quantize "
-                       "the model again",
-                       f->path, (long long)layout, QMATRIX_LAYOUT_VERSION);
-    }
-
-    QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes, (int)layout);
+    QMatrix *packed = qmatrix_from_payload(rows, cols, &format, t->data, t->nbytes, layout);
     if (!packed) {
-        return err_set("%s: packed tensor '%s' has %zu bytes, which does not match its format "
-                       "(written by another qbias version?); quantize the model again",
-                       f->path, t->name, t->nbytes);
+        return err_set("%s: packed tensor '%s' has %zu bytes, which does not match the format in "
+                       "its key %s (%d-bit codes, group %d); the file is damaged or the key was "
+                       "edited, so quantize the model again",
+                       f->path, t->name, t->nbytes, key, format.code_bits, format.group);
     }
 
     memset(w, 0, sizeof *w);
@@ -754,6 +777,13 @@ Model *model_load(const char *path) {
         err_set("%s has no tensors: it is a vocabulary-only file, which `qbias tokenize` can use "
                 "but which cannot run",
                 path);
+        gguf_close(f);
+        return NULL;
+    }
+    // Checked here as well as for each packed tensor, so that a file from a newer qbias is
+    // rejected even when it contains no packed matrices (an fp32 or -fake variant).
+    int layout = 0;
+    if (packed_layout(f, &layout) < 0) {
         gguf_close(f);
         return NULL;
     }

@@ -38,8 +38,10 @@ static int chunk_logprobs(const Model *m, const int *tokens, int n_ctx, int firs
             }
             double lse = max + log(sum);
             if (!isfinite(lse)) {
-                rc = err_set("the model %s produced non-finite logits at position %d of a chunk",
-                             m->variant, first + r);
+                rc = err_set("the model %s (%s) produced non-finite logits at position %d of a "
+                             "chunk; its weights may be damaged (a file edited or corrupted), so "
+                             "check or recreate the file",
+                             m->path ? m->path : "built in memory", m->variant, first + r);
             }
             for (int v = 0; v < c->n_vocab; v++) {
                 row[v] = (float)(row[v] - lse);

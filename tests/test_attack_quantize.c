@@ -179,9 +179,21 @@ TEST(saved_packed_layout_version) {
         patch_layout_key(path, QMATRIX_LAYOUT_VERSION + 1, false);
         const char *needles[] = {path, "qbias.packed_layout", "newer qbias", NULL};
         check_load_rejected(path, needles, recipes[k]);
+        patch_layout_key(path, 0, false);
+        const char *invalid[] = {path, "qbias.packed_layout", "invalid", NULL};
+        check_load_rejected(path, invalid, "layout 0");
         free(path);
         model_free(v);
     }
+
+    // A file without packed matrices is checked too.
+    Model *fake = make_rtn_variant(base, "rtn:w4g128-fake");
+    char *path = save_variant(fake, "layout.gguf");
+    patch_layout_key(path, QMATRIX_LAYOUT_VERSION + 1, false);
+    const char *needles[] = {path, "qbias.packed_layout", "newer qbias", NULL};
+    check_load_rejected(path, needles, "rtn:w4g128-fake");
+    free(path);
+    model_free(fake);
     model_free(base);
 }
 

@@ -122,6 +122,8 @@ TEST(bench_rejects_invalid_arguments) {
     static const char *const cases[][2] = {
         {"--formats", "w5a8"}, {"--models", "gpt-5"},  {"--shapes", "12x"}, {"--group", "48"},
         {"--threads", "0"},    {"--seconds", "-1"},    {"--kernels", "sse9"}, {"--bogus", "1"},
+        {"--formats", ""},     {"--formats", "w4a8,,w8a8"}, {"--models", "tiny,"},
+        {"--fp32-scales", "1"},
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         char *out = NULL;
