@@ -201,6 +201,17 @@ static float dequant_one(const KQuantMatrix *w, int n, int k) {
     return (float)(kq_code(w, n, k) - kq_zero(w, n, g)) * kq_scale(w, n, g);
 }
 
+// Returns row n's product: lanes lo and hi added in the tree order, then the columns k16 .. cols - 1
+// in increasing order, as the scalar path.
+static float a16_finish(const KQuantMatrix *w, int n, const float *x, int k16, __m256 lo,
+                        __m256 hi) {
+    float sum = reduce_16lane(lo, hi);
+    for (int k = k16; k < w->cols; k++) {
+        sum = fmaf(x[k], dequant_one(w, n, k), sum);
+    }
+    return sum;
+}
+
 // Last 16-column step of group g (exclusive), clipped to k16.
 static int group_step_end(const KQuantMatrix *w, int g, int k16) {
     return (g + 1) * w->group < k16 ? (g + 1) * w->group / 16 : k16 / 16;
@@ -239,11 +250,7 @@ AVX2_ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, co
     }
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
-        float sum = reduce_16lane(lo[r], hi[r]);
-        for (int k = k16; k < w->cols; k++) {
-            sum = fmaf(x[k], dequant_one(w, n0 + r, k), sum);
-        }
-        y[n0 + r] = sum;
+        y[n0 + r] = a16_finish(w, n0 + r, x, k16, lo[r], hi[r]);
     }
 }
 
@@ -364,11 +371,7 @@ AVX2_ALWAYS_INLINE void a16_rows_super(const KQuantMatrix *w, const int bits, co
     }
 #pragma GCC unroll 4
     for (int r = 0; r < nr; r++) {
-        float sum = reduce_16lane(lo[r], hi[r]);
-        for (int k = k16; k < w->cols; k++) {
-            sum = fmaf(x[k], dequant_one(w, n0 + r, k), sum);
-        }
-        y[n0 + r] = sum;
+        y[n0 + r] = a16_finish(w, n0 + r, x, k16, lo[r], hi[r]);
     }
 }
 
@@ -392,17 +395,7 @@ AVX2_ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, const b
     }
 }
 
-// The instances: a16_range_<bits>_<fp16><symmetric>.
-#define A16_INSTANCE(bits, fp16, symmetric)                                                        \
-    static void a16_range_##bits##_##fp16##symmetric(const KQuantMatrix *w, int row0, int row1,   \
-                                                     const float *x, float *y) {                  \
-        a16_range(w, bits, fp16, symmetric, row0, row1, x, y);                                   \
-    }
-#define A16_INSTANCES(bits)                                                                        \
-    A16_INSTANCE(bits, 0, 0)                                                                       \
-    A16_INSTANCE(bits, 0, 1)                                                                       \
-    A16_INSTANCE(bits, 1, 0)                                                                       \
-    A16_INSTANCE(bits, 1, 1)
+#include "a16_instances.h"
 A16_INSTANCES(4)
 A16_INSTANCES(3)
 
@@ -412,12 +405,11 @@ void qgemv_a16_avx2(const KQuantMatrix *w, int row0, int row1, const float *x, f
         return;
     }
     // 4- and 3-bit rows: one instance per container size and kind of scale and zero point.
-    int kind = (w->fp16_scales ? 2 : 0) + (w->zeros == NULL ? 1 : 0);
     static void (*const instances[2][4])(const KQuantMatrix *, int, int, const float *, float *) = {
         {a16_range_4_00, a16_range_4_01, a16_range_4_10, a16_range_4_11},
         {a16_range_3_00, a16_range_3_01, a16_range_3_10, a16_range_3_11},
     };
-    instances[w->bits == 4 ? 0 : 1][kind](w, row0, row1, x, y);
+    instances[w->bits == 4 ? 0 : 1][a16_kind(w)](w, row0, row1, x, y);
 }
 
 void dequantize_rows_avx2(const KQuantMatrix *w, int row0, int row1, float *out) {

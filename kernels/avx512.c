@@ -618,25 +618,12 @@ ALWAYS_INLINE void a16_range(const KQuantMatrix *w, const int bits, const bool f
     }
 }
 
-// The instances: a16_range_<bits>_<fp16><symmetric>.
-#define A16_INSTANCE(bits, fp16, symmetric)                                                        \
-    static void a16_range_##bits##_##fp16##symmetric(const KQuantMatrix *w, int row0, int row1,   \
-                                                     const float *x, float *y) {                  \
-        a16_range(w, bits, fp16, symmetric, row0, row1, x, y);                                   \
-    }
-#define A16_INSTANCES(bits)                                                                        \
-    A16_INSTANCE(bits, 0, 0)                                                                       \
-    A16_INSTANCE(bits, 0, 1)                                                                       \
-    A16_INSTANCE(bits, 1, 0)                                                                       \
-    A16_INSTANCE(bits, 1, 1)
+#include "a16_instances.h"
 A16_INSTANCES(8)
 A16_INSTANCES(4)
 A16_INSTANCES(3)
 
 void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x, float *y) {
-    // One instance per container size and kind of scale and zero point, so that their branches fold
-    // away.
-    int kind = (w->fp16_scales ? 2 : 0) + (w->zeros == NULL ? 1 : 0);
     static void (*const instances[3][4])(const KQuantMatrix *, int, int, const float *, float *) = {
         {a16_range_8_00, a16_range_8_01, a16_range_8_10, a16_range_8_11},
         {a16_range_4_00, a16_range_4_01, a16_range_4_10, a16_range_4_11},
@@ -648,7 +635,7 @@ void qgemv_a16_avx512(const KQuantMatrix *w, int row0, int row1, const float *x,
     } else if (w->bits == 4) {
         size = 1;
     }
-    instances[size][kind](w, row0, row1, x, y);
+    instances[size][a16_kind(w)](w, row0, row1, x, y);
 }
 
 void dequantize_rows_avx512(const KQuantMatrix *w, int row0, int row1, float *out) {
