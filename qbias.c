@@ -448,7 +448,7 @@ static void print_model_info(const Model *m) {
             printf("  %s: %.17g\n", key + 12, number);
         }
     }
-    // The byte layout of its packed matrices (quant/format.h); model_load converts older ones.
+    // The byte layout of its packed matrices (quant/format.h). model_load converts older ones.
     int64_t layout = 1;
     if (saved && strcmp(m->variant, "fp32") != 0 &&
         gguf_get_int(saved, "qbias.packed_layout", &layout) >= 0) {

@@ -757,7 +757,7 @@ static int bench_model(const ModelShape *s, const BenchFormat *f, const BenchOpt
 // ----------------------------------------------------------------------------
 // A model file (--model)
 
-// The block matrices of layer l.
+// Stores pointers to the 7 block matrices of layer l in weights.
 static void layer_weights(const Model *m, int l, const Weight *weights[7]) {
     const Layer *layer = &m->layers[l];
     const Weight *all[7] = {&layer->attn_q,   &layer->attn_k, &layer->attn_v, &layer->attn_output,
@@ -765,8 +765,8 @@ static void layer_weights(const Model *m, int l, const Weight *weights[7]) {
     memcpy(weights, all, sizeof all);
 }
 
-// Bytes of m's matrices that one decoded token reads (blocks and head), and of all its matrices
-// (embeddings included, a tied head once).
+// Computes the bytes of m's matrices that one decoded token reads (blocks and head), and of all its
+// matrices (embeddings included, a tied head once).
 static void loaded_model_bytes(const Model *m, double *read_per_token, double *total) {
     double blocks = 0;
     for (int l = 0; l < m->config.n_layer; l++) {
@@ -782,8 +782,8 @@ static void loaded_model_bytes(const Model *m, double *read_per_token, double *t
     *total = blocks + embeddings + (m->output.data == m->token_embd.data ? 0 : head);
 }
 
-// The recipe that packs a real model in format f: round-to-nearest with the bench's group and
-// scales, e.g. rtn:w4g128a8-f16.
+// Writes the recipe that packs a real model in format f: round-to-nearest with the bench's group
+// and scales, e.g. rtn:w4g128a8-f16.
 static void format_recipe(const BenchFormat *f, const BenchOptions *o, char *text, size_t size) {
     char group[24] = "c";
     if (o->group > 0) {
@@ -802,7 +802,7 @@ static int bench_file_model(const Model *base, const BenchFormat *f, const Bench
                        .embeddings_type = ggml_type_name(base->token_embd.type),
                        .head_type = base->output.packed ? "packed" : ggml_type_name(base->output.type)};
     if (f->bits == 0) {
-        // The blocks as stored, which for F16 or BF16 files is not f32.
+        // The blocks as stored, which for F16 or BF16 files are not f32: the row shows their type.
         r->format_name = ggml_type_name(base->layers[0].attn_q.type);
         loaded_model_bytes(base, &r->weight_bytes, &r->total_bytes);
         return time_model(base, o, probe, r);

@@ -254,7 +254,7 @@ AVX2_ALWAYS_INLINE void a16_rows(const KQuantMatrix *w, int n0, const int nr, co
     }
 }
 
-// The 16 words of a 3-bit superblock (kernels.h), one per 32-bit lane, stored to lanes[16]. The
+// Stores the 16 words of a 3-bit superblock (kernels.h) to lanes[16], one per 32-bit lane. The
 // masked loads read the superblock's 12 dwords only.
 AVX2_ALWAYS_INLINE void spread_words3(const uint8_t *super, uint32_t *lanes) {
     const __m256i first_six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
@@ -268,8 +268,8 @@ AVX2_ALWAYS_INLINE void spread_words3(const uint8_t *super, uint32_t *lanes) {
     }
 }
 
-// The values (u - z) * s of 8 codes in the low bits of `codes`: computed for 4-bit codes, looked
-// up for 3-bit ones (vpermps reads the low 3 bits of each index, and table[u] = (u - z) * s).
+// Returns the values (u - z) * s of 8 codes in the low bits of `codes`. They are computed for 4-bit
+// codes and looked up for 3-bit ones (vpermps reads the low 3 bits, and table[u] = (u - z) * s).
 AVX2_ALWAYS_INLINE __m256 super_values8(const int bits, __m256i codes, __m256 zero, __m256 scale,
                                         __m256 table) {
     if (bits == 3) {
@@ -294,12 +294,12 @@ AVX2_ALWAYS_INLINE void group_setup(const KQuantMatrix *w, const bool fp16, cons
     }
 }
 
-// nr (up to 4) consecutive 4- or 3-bit rows from n0 in the 16-lane order, reading the superblocks
-// whole (8 steps each) and the rest step by step. `fp16` and `symmetric` are constants of each
+// Computes y for nr (up to 4) consecutive 4- or 3-bit rows from n0 in the 16-lane order, reading
+// the superblocks whole (8 steps each) and the rest step by step. `fp16` and `symmetric` are constants of each
 // instance (w->fp16_scales, w->zeros == NULL), as in avx512.c. One core of a Zen 5 CPU, 256x2048
 // rows in L2: 4-bit 4.8 -> 18 G weights/s, 3-bit 4.8 -> 32 against the per-step loop (a16_rows).
-// 3-bit codes are looked up (one vpermps), 4-bit ones computed: two vpermps and a blend, the
-// 16-entry look-up of AVX2, measured no faster than the 4 instructions below.
+// 3-bit codes are looked up (one vpermps) and 4-bit ones computed. Two vpermps and a blend, AVX2's
+// 16-entry look-up, measured no faster than the 4 instructions of super_values8.
 AVX2_ALWAYS_INLINE void a16_rows_super(const KQuantMatrix *w, const int bits, const bool fp16,
                                        const bool symmetric, int n0, const int nr, const float *x,
                                        float *y) {

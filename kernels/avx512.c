@@ -360,7 +360,7 @@ void qgemm_a8_avx512(const KQuantMatrix *w, int tile0, int tile1, const KActs *a
     }
 }
 
-// The 16 24-bit words of a 3-bit superblock (48 bytes), one per 32-bit lane with its top byte 0.
+// Returns the 16 24-bit words of a 3-bit superblock (48 bytes), one per 32-bit lane, top byte 0.
 // The masked load reads the superblock's 12 dwords only, vpermd gives each 128-bit lane the 12
 // bytes of its four words, and vpshufb moves each word to its own dword.
 ALWAYS_INLINE __m512i spread_words3(const uint8_t *super) {
@@ -371,14 +371,14 @@ ALWAYS_INLINE __m512i spread_words3(const uint8_t *super) {
     return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(place, dwords), words);
 }
 
-// The lanes of the superblock that holds step j of a 4- or 3-bit row: step t = j % 8 is in bits
-// bits * t .. bits * t + bits - 1 of each lane.
+// Returns the lanes of the superblock that contains step j of a 4- or 3-bit row. Step t = j % 8 is
+// in bits bits * t .. bits * t + bits - 1 of each lane.
 ALWAYS_INLINE __m512i super_lanes(const int bits, const uint8_t *line, int j) {
     const uint8_t *super = line + (size_t)(j / 8) * (size_t)(bits * 16);
     return bits == 4 ? _mm512_loadu_si512(super) : spread_words3(super);
 }
 
-// Codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row of w, as int32 lanes.
+// Returns the codes of the 16 columns [16 * j, 16 * j + 16) of a KQ_ROWS row of w as int32 lanes.
 ALWAYS_INLINE __m512i row_codes16(const KQuantMatrix *w, const int bits, const uint8_t *line,
                                   int j) {
     if (bits == 8) {
@@ -437,17 +437,18 @@ typedef struct {
     __m512 table, zero, scale;
 } GroupDequant;
 
-// The codes whose values a table holds, in its 16 entries. vpermps reads 4 bits of each index, so
-// 3-bit tables repeat their 8 codes: bit 3 of a 3-bit index may then hold anything.
+// Returns the codes whose values a table contains, in its 16 entries. vpermps reads 4 bits of each
+// index, so 3-bit tables repeat their 8 codes, and bit 3 of a 3-bit index may then be anything.
 ALWAYS_INLINE __m512 table_codes(const int bits) {
     return bits == 3 ? _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7)
                      : _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-// `fp16` and `symmetric` are constants in each instance (w->fp16_scales, w->zeros == NULL), and
-// sym_codes holds u - z of symmetric formats (computed once per row block). A group then costs 3
-// instructions per row (broadcast, convert, multiply) without branches or scalar conversions,
-// which took 4-bit rows from 50.5 to 56 G weights/s on one Zen 5 core (256x2048 rows in L2).
+// Returns the dequantization of group g of row n. `fp16` and `symmetric` are constants in each
+// instance (w->fp16_scales, w->zeros == NULL), and sym_codes contains u - z of symmetric formats
+// (computed once per row block). A group then costs 3 instructions per row (broadcast, convert,
+// multiply) without branches or scalar conversions. That took 4-bit rows from 50.5 to 56 G
+// weights/s on one Zen 5 core (256x2048 rows in L2).
 ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const int bits, const bool fp16,
                                          const bool symmetric, __m512 sym_codes, int n, int g) {
     // KQ_ROWS scales and zero points are [rows][n_groups] (kq_scale and kq_zero, inlined).
@@ -461,8 +462,8 @@ ALWAYS_INLINE GroupDequant group_dequant(const KQuantMatrix *w, const int bits, 
     return d;
 }
 
-// nr (up to 8) consecutive 4- or 3-bit rows from n0, sharing the loads of x, in the 16-lane order.
-// Each group's values (u - z) * s sit in one table register per row. In the superblocks, one load
+// Computes y for nr (up to 8) consecutive 4- or 3-bit rows from n0, sharing the loads of x, in the
+// 16-lane order. Each group's values (u - z) * s sit in one table register per row. In the superblocks, one load
 // per row (and for 3-bit codes a spread of the words over the lanes) serves 8 steps. Step t shifts
 // it by bits * t, and vpermps looks the low 4 bits of each lane up in the table. It ignores the
 // higher bits, so no mask is needed. That is 3 instructions per 16 weights (shift, vpermps, fma)
@@ -545,8 +546,8 @@ ALWAYS_INLINE void a16_rows_super(const KQuantMatrix *w, const int bits, const b
     }
 }
 
-// nr (up to 8) consecutive 8-bit rows from n0, sharing the loads of x. Each lane adds its columns
-// in increasing order, one 16-column step after another, as the 16-lane order requires.
+// Computes y for nr (up to 8) consecutive 8-bit rows from n0, sharing the loads of x. Each lane adds
+// its columns in increasing order, one 16-column step after another, as the 16-lane order requires.
 ALWAYS_INLINE void a16_rows8(const KQuantMatrix *w, const bool fp16, const bool symmetric, int n0,
                              const int nr, const float *x, float *y) {
     int k16 = w->cols - w->cols % 16;

@@ -73,7 +73,7 @@ typedef struct {
 #define KQ_BLOCK_COLS 32
 #define KQ_SUPER_COLS 128
 
-// Columns of a 4- or 3-bit KQ_ROWS row held in superblocks (a multiple of 128, see above).
+// Returns the columns of a 4- or 3-bit KQ_ROWS row stored in superblocks (a multiple of 128).
 static inline int kq_rows_super_cols(const KQuantMatrix *w) {
     return w->cols_padded - w->cols_padded % KQ_SUPER_COLS;
 }

@@ -89,7 +89,7 @@ void qmatrix_payload(const QMatrix *m, const void **data, size_t *nbytes) {
     *nbytes = m->nbytes - header_bytes();
 }
 
-// The code of column col in a row stored in 32-column blocks only, as layouts before the
+// Returns the code of column col in a row stored in 32-column blocks only, as layouts before the
 // superblocks did (4-bit before version 2, 3-bit before version 3).
 static int blocks_only_code(const uint8_t *line, int bits, int col) {
     int i = col % KQ_BLOCK_COLS;

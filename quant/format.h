@@ -34,7 +34,7 @@ typedef struct {
 static_assert(sizeof(QBlockRows8) == 32, "8-bit row block: 32 codes of 8 bits");
 
 // KQ_ROWS, 4-bit container, first part of a row: superblocks of 128 columns. Bits 4t .. 4t + 3 of
-// lanes[i] (little-endian) hold u[16t + i], so one 64-byte load gives the codes of 8 steps of 16
+// lanes[i] (little-endian) contain u[16t + i], so one 64-byte load gives the codes of 8 steps of 16
 // columns, step t in the low 4 bits of every lane after a shift by 4t. 4 bits per weight.
 typedef struct {
     uint32_t lanes[16];
@@ -50,7 +50,7 @@ typedef struct {
 static_assert(sizeof(QBlockRows4) == 16, "4-bit row block: 32 codes of 4 bits");
 
 // KQ_ROWS, 3-bit container, first part of a row: superblocks of 128 columns. Bits 3t .. 3t + 2 of
-// the little-endian 24-bit word at words[3i] hold u[16t + i]. Spreading the 16 words over 32-bit
+// the little-endian 24-bit word at words[3i] contain u[16t + i]. Spreading the 16 words over 32-bit
 // lanes gives the codes of 8 steps of 16 columns, step t in the low 3 bits after a shift by 3t.
 // 3 bits per weight.
 typedef struct {
